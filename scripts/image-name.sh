@@ -1,0 +1,14 @@
+# shellcheck shell=bash
+# The one place that names the lab/test image. Sourced by the scripts; the
+# Molecule scenarios and the lab inventory read SIPGUARD_IMAGE from the
+# environment that ./run exports.
+sipguard_image_name() {
+    if [[ -n "${SIPGUARD_IMAGE:-}" ]]; then
+        echo "$SIPGUARD_IMAGE"
+        return
+    fi
+    local dir key
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+    key="$(cat "$dir/build-image.sh" "$dir/image-packages.txt" | sha256sum | cut -c1-12)"
+    echo "localhost/sipguard-lab:$key"
+}

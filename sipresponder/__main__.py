@@ -1,0 +1,5 @@
+import sys
+
+from sipresponder.cli import main
+
+sys.exit(main())
