@@ -20,6 +20,8 @@ if [[ -n "${SIPGUARD_IMAGE:-}" ]]; then
 fi
 
 if podman image exists "$image"; then
+    # `:latest` always names the image of the checked-out recipe.
+    podman tag "$image" "${image%%:*}:latest"
     echo "build-image: $image is cached"
     exit 0
 fi
