@@ -2,7 +2,7 @@
 scenario network, whose SIP behaviour matches the public profile."""
 
 import testinfra
-from sipcheck import sip_probe, svmap
+from sipcheck import sip_probe
 
 testinfra_hosts = ["mol-default-target"]
 
