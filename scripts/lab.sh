@@ -60,24 +60,12 @@ wait_systemd() { # name
     return 1
 }
 
-# The trunk also serves DNS for its own name, so the mixed profile resolves its
-# trunk the RFC 3263 way: NAPTR -> SRV -> A/AAAA, from a real DNS server.
+# The trunk also serves DNS for its own name (molecule/shared/trunk-dns.yml), so
+# the mixed profile resolves its trunk the RFC 3263 way from a real DNS server.
 start_trunk_dns() {
-    podman exec -i sg-trunk sh -c 'cat > /etc/systemd/system/lab-dns.service' <<'UNIT'
-[Unit]
-Description=Lab DNS for trunk.lab.sipguard.test
-[Service]
-ExecStart=/usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null \
-  --listen-address=198.18.20.50 --bind-interfaces --auth-server=trunk.lab.sipguard.test \
-  --local=/lab.sipguard.test/ \
-  --naptr-record=trunk.lab.sipguard.test,10,10,S,SIP+D2U,,_sip._udp.trunk.lab.sipguard.test \
-  --srv-host=_sip._udp.trunk.lab.sipguard.test,sip.trunk.lab.sipguard.test,5060,10,10 \
-  --host-record=sip.trunk.lab.sipguard.test,198.18.20.50,2001:2:0:20::50
-[Install]
-WantedBy=multi-user.target
-UNIT
-    podman exec sg-trunk systemctl daemon-reload
-    podman exec sg-trunk systemctl enable --now lab-dns.service >/dev/null 2>&1
+    (cd "$here/.." && ansible-playbook -i inventory/lab molecule/shared/trunk-dns.yml >/dev/null) \
+        || { echo "lab: trunk DNS failed; rerun: ansible-playbook -i inventory/lab molecule/shared/trunk-dns.yml" >&2; return 1; }
+    echo "lab: trunk DNS on 198.18.20.50 (trunk.lab.sipguard.test)"
 }
 
 up() {
