@@ -1,0 +1,379 @@
+#!/usr/bin/python
+"""Ansible module: set VOS3000-style softswitch parameters in a softswitch.conf of KEY=VALUE lines."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+---
+module: sipguard_softswitch
+short_description: Set softswitch parameters such as SS_REPLY_UNAUTHORIZED in a softswitch.conf
+description:
+  - Sets one or several VOS3000-style softswitch parameters in a file of C(KEY=VALUE) lines, either the
+    bundled sipresponder's C(/etc/sipresponder/softswitch.conf) or a VOS3000 host's file.
+  - Only the parameters listed under O(params) are validated and written; every value is checked before the
+    file is touched, so an unknown name or an out-of-range value fails with nothing changed.
+  - Comments, blank lines, line order, the quoting style of a line (C(KEY="v") stays quoted) and keys the
+    module does not manage are kept. New keys are appended at the end.
+  - The file is written atomically (a temporary file in the same directory, then a rename) with the owner
+    and mode of the old file.
+  - Returns the previous value of every key it was given, so a caller can restore them later (a value of
+    V(null) removes a key, which is how "was absent" is restored).
+version_added: "0.1.0"
+author: sipguard
+options:
+  path:
+    description:
+      - The softswitch.conf to edit.
+      - The default is where VOS3000 keeps the file according to community sources (forum posts and
+        installation notes, not the vendor manual); check it on your hosts and change it when it differs.
+        For the bundled responder use C(/etc/sipresponder/softswitch.conf).
+    type: path
+    default: /home/kunshi/mbx3000/etc/softswitch.conf
+  params:
+    description:
+      - "Parameters to set, as C(KEY: value). A value of V(null) removes the key from the file."
+      - C(SS_REPLY_UNAUTHORIZED) and C(SS_ENDPOINT_REGISTER_REPLACE) take C(On)/C(Off); C(on), C(off),
+        C(true), C(false), C(yes), C(no), C(1), C(0) and YAML booleans are accepted and written as C(On) or
+        C(Off).
+      - C(SS_AUTHENTICATION_MAX_RETRY) 0-999; C(SS_AUTHENTICATION_FAILED_SUSPEND) 60-3600 (seconds);
+        C(SS_AUTHCHALLENGEMODE) 401 or 407; C(SS_ENDPOINT_EXPIRE) 60-86400 (seconds).
+      - C(SS_SIP_PORT) is one port or several, comma-separated or as a list, each 1-65535, no duplicates;
+        written as C(5060,6060).
+      - Any other key is rejected.
+    type: dict
+    required: true
+  create:
+    description:
+      - Create the file when it does not exist. Without it a missing file is an error (unless every
+        given value is V(null), since then there is nothing to remove and nothing changes).
+    type: bool
+    default: false
+  mode:
+    description:
+      - Permissions of a file the module creates (octal string such as C("0640")). An existing file keeps
+        its own mode.
+    type: raw
+    default: "0640"
+  owner:
+    description: Owner (name or uid) of a file the module creates. An existing file keeps its owner.
+    type: str
+  group:
+    description: Group (name or gid) of a file the module creates. An existing file keeps its group.
+    type: str
+  backup:
+    description: Keep a timestamped copy of the old file next to it before changing it.
+    type: bool
+    default: false
+notes:
+  - Supports check mode (computes and reports, writes nothing) and diff mode (shows the file before and
+    after).
+  - The softswitch only reads the file when it starts; restart it (VOS3000 C(mbx3000d), or
+    C(sipresponder)) for a change to take effect.
+  - When a key appears several times, every occurrence is set (or removed); the last one is reported as
+    the previous value, since that is the one a KEY=VALUE reader ends up with.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Keep the softswitch silent towards unknown sources (internet-facing server)
+  sipguard_softswitch:
+    params:
+      SS_REPLY_UNAUTHORIZED: "Off"
+      SS_AUTHENTICATION_MAX_RETRY: 6
+      SS_AUTHENTICATION_FAILED_SUSPEND: 600
+  register: softswitch
+
+- name: Set the bundled responder's parameters, creating its file
+  sipguard_softswitch:
+    path: /etc/sipresponder/softswitch.conf
+    create: true
+    owner: root
+    group: sipresponder
+    mode: "0640"
+    params:
+      SS_REPLY_UNAUTHORIZED: "On"
+      SS_SIP_PORT: [5060, 6060]
+
+- name: Restore what was there before (null removes a key that was absent)
+  sipguard_softswitch:
+    params: "{{ softswitch.previous }}"
+"""
+
+RETURN = r"""
+previous:
+  description: Each key given in O(params) with its value before the run, or V(null) when it was absent.
+  returned: always
+  type: dict
+  sample: {"SS_REPLY_UNAUTHORIZED": "On", "SS_AUTHENTICATION_FAILED_SUSPEND": null}
+params:
+  description: The canonical values now set (V(null) for a removed key).
+  returned: always
+  type: dict
+  sample: {"SS_REPLY_UNAUTHORIZED": "Off", "SS_AUTHENTICATION_FAILED_SUSPEND": "600"}
+path:
+  description: The file that was edited.
+  returned: always
+  type: str
+  sample: /home/kunshi/mbx3000/etc/softswitch.conf
+backup_file:
+  description: Name of the backup copy.
+  returned: when O(backup=true) and the file changed
+  type: str
+  sample: /home/kunshi/mbx3000/etc/softswitch.conf.12345.2026-01-01@00:00:00~
+"""
+
+ON_OFF_WORDS = {
+    "on": "On", "true": "On", "yes": "On", "1": "On",
+    "off": "Off", "false": "Off", "no": "Off", "0": "Off",
+}  # fmt: skip
+
+
+class BadValue(ValueError):
+    """A parameter value the softswitch would not accept."""
+
+
+def _on_off(value):
+    if isinstance(value, bool):
+        return "On" if value else "Off"
+    word = str(value).strip().lower()
+    if word not in ON_OFF_WORDS:
+        raise BadValue("expected On or Off (on/off, true/false, yes/no, 1/0)")
+    return ON_OFF_WORDS[word]
+
+
+def _integer(value):
+    # bool is an int in Python; "True" seconds is a typo, not a number.
+    if isinstance(value, bool):
+        raise BadValue("expected a whole number")
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]+", text):
+        raise BadValue("expected a whole number")
+    return int(text)
+
+
+def _in_range(low, high):
+    def check(value):
+        number = _integer(value)
+        if not low <= number <= high:
+            raise BadValue(f"expected a number from {low} to {high}")
+        return str(number)
+
+    return check
+
+
+def _one_of(*allowed):
+    def check(value):
+        number = _integer(value)
+        if number not in allowed:
+            raise BadValue("expected one of " + ", ".join(str(a) for a in allowed))
+        return str(number)
+
+    return check
+
+
+def _ports(value):
+    items = value if isinstance(value, list) else str(value).split(",")
+    ports = []
+    for item in items:
+        try:
+            port = _integer(item)
+        except BadValue:
+            raise BadValue("expected ports 1-65535 separated by commas") from None
+        if not 1 <= port <= 65535:
+            raise BadValue(f"port {port} is outside 1-65535")
+        if port in ports:
+            raise BadValue(f"port {port} is listed twice")
+        ports.append(port)
+    if not ports:
+        raise BadValue("expected at least one port")
+    return ",".join(str(p) for p in ports)
+
+
+# The parameters this module knows, each with the function that validates a value and returns the text to
+# write. Ranges are those published in the VOS3000 manual (2.1.9.07, section 4.3.5.2).
+KNOWN_PARAMS = {
+    "SS_REPLY_UNAUTHORIZED": _on_off,
+    "SS_AUTHENTICATION_MAX_RETRY": _in_range(0, 999),
+    "SS_AUTHENTICATION_FAILED_SUSPEND": _in_range(60, 3600),
+    "SS_AUTHCHALLENGEMODE": _one_of(401, 407),
+    "SS_SIP_PORT": _ports,
+    "SS_ENDPOINT_EXPIRE": _in_range(60, 86400),
+    "SS_ENDPOINT_REGISTER_REPLACE": _on_off,
+}
+
+# KEY=VALUE with the pieces around the value kept apart, so a rewrite changes nothing but the value.
+LINE = re.compile(
+    r"""^(?P<head>\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*)
+        (?:(?P<quote>["'])(?P<quoted>.*?)(?P=quote)|(?P<plain>[^#\s]*(?:[ \t]+[^#\s]+)*))
+        (?P<tail>[^\r\n]*)(?P<eol>\r?\n?)$""",
+    re.VERBOSE,
+)
+
+
+def canonical_params(params):
+    """Validate every parameter; return {KEY: text or None}, or raise BadValue naming the first bad one."""
+    wanted = {}
+    for key, value in params.items():
+        if key not in KNOWN_PARAMS:
+            raise BadValue(
+                f"unknown parameter {key!r} (this module manages: {', '.join(sorted(KNOWN_PARAMS))})"
+            )
+        if value is None:
+            wanted[key] = None
+            continue
+        try:
+            wanted[key] = KNOWN_PARAMS[key](value)
+        except BadValue as exc:
+            raise BadValue(f"{key}={value!r}: {exc}") from None
+    return wanted
+
+
+def current_values(lines):
+    """{KEY: value} as a KEY=VALUE reader sees the file (the last occurrence wins)."""
+    values = {}
+    for line in lines:
+        match = LINE.match(line)
+        if match:
+            values[match["key"]] = match["quoted"] if match["quote"] else match["plain"]
+    return values
+
+
+def apply_params(lines, wanted):
+    """Return the new list of lines with `wanted` set (None removes); other lines are kept untouched."""
+    result = []
+    for line in lines:
+        match = LINE.match(line)
+        if not match or match["key"] not in wanted:
+            result.append(line)
+            continue
+        value = wanted[match["key"]]
+        if value is None:
+            continue
+        quote = match["quote"] or ""
+        result.append(f"{match['head']}{quote}{value}{quote}{match['tail']}{match['eol']}")
+    present = current_values(lines)
+    missing = [key for key, value in wanted.items() if value is not None and key not in present]
+    if missing:
+        eol = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+        if result and not result[-1].endswith("\n"):
+            result[-1] += eol
+        result.extend(f"{key}={wanted[key]}{eol}" for key in missing)
+    return result
+
+
+def _parse_mode(module, mode):
+    if isinstance(mode, int):
+        return mode
+    text = str(mode).strip()
+    if not re.fullmatch(r"0?[0-7]{3,4}", text):
+        module.fail_json(msg=f"mode {mode!r} is not an octal mode such as '0640'")
+    return int(text, 8)
+
+
+def _lookup_id(module, kind, value):
+    if value is None:
+        return -1  # os.chown: leave unchanged
+    if str(value).isdigit():
+        return int(value)
+    try:
+        return pwd.getpwnam(value).pw_uid if kind == "owner" else grp.getgrnam(value).gr_gid
+    except KeyError:
+        module.fail_json(msg=f"{kind} {value!r} does not exist on this host")
+
+
+def write_atomically(module, path, text):
+    """Write through a temporary file in the same directory, then rename over the old file."""
+    directory = os.path.dirname(path) or "."
+    if os.path.exists(path):
+        stat = os.stat(path)
+        mode, uid, gid = stat.st_mode & 0o7777, stat.st_uid, stat.st_gid
+    else:
+        mode = _parse_mode(module, module.params["mode"])
+        uid = _lookup_id(module, "owner", module.params["owner"])
+        gid = _lookup_id(module, "group", module.params["group"])
+    fd, tmp = tempfile.mkstemp(prefix=".softswitch.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chown(tmp, uid, gid)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        module.fail_json(msg=f"could not write {path}: {exc}")
+
+
+ARGUMENT_SPEC = {
+    "path": {"type": "path", "default": "/home/kunshi/mbx3000/etc/softswitch.conf"},
+    "params": {"type": "dict", "required": True},
+    "create": {"type": "bool", "default": False},
+    "mode": {"type": "raw", "default": "0640"},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+    "backup": {"type": "bool", "default": False},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    path = module.params["path"]
+    try:
+        wanted = canonical_params(module.params["params"])
+    except BadValue as exc:
+        module.fail_json(msg=f"{exc}; {path} was not changed")
+
+    if os.path.isdir(path):
+        module.fail_json(msg=f"{path} is a directory, not a softswitch.conf")
+    exists = os.path.exists(path)
+    if exists:
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+                before = handle.read()
+        except OSError as exc:
+            module.fail_json(msg=f"could not read {path}: {exc}")
+    elif module.params["create"] or all(v is None for v in wanted.values()):
+        before = ""
+    else:
+        module.fail_json(msg=f"{path} does not exist; set create: true to create it")
+
+    lines = before.splitlines(keepends=True)
+    present = current_values(lines)
+    previous = {key: present.get(key) for key in wanted}
+    after = "".join(apply_params(lines, wanted))
+    # Nothing to write when every key to remove is absent from a missing file.
+    changed = after != before and (exists or bool(after))
+
+    result = {"changed": changed, "path": path, "previous": previous, "params": wanted}
+    if module._diff:
+        result["diff"] = {
+            "before": before,
+            "after": after if changed else before,
+            "before_header": path if exists else f"{path} (absent)",
+            "after_header": path,
+        }
+    if changed and not module.check_mode:
+        if module.params["backup"] and exists:
+            result["backup_file"] = module.backup_local(path)
+        if not exists and not os.path.isdir(os.path.dirname(path) or "."):
+            module.fail_json(msg=f"cannot create {path}: its directory does not exist")
+        write_atomically(module, path, after)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

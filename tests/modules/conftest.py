@@ -1,0 +1,79 @@
+"""Call a module from library/ in-process, the way Ansible would, and capture its result.
+
+Ansible hands a module its arguments as JSON and reads one JSON document from its stdout; the module
+ends with exit_json()/fail_json(), which print that document and call sys.exit(). The helper below feeds
+the arguments through the same entry point (`basic._ANSIBLE_ARGS`) and parses the printed result, so
+argument-spec validation, check mode, diff mode and no_log filtering all run for real.
+
+Usage in a test:
+
+    def test_x(run_module):
+        result = run_module("sipguard_softswitch", {"path": "...", "params": {...}}, check=True, diff=True)
+        assert result["changed"]
+        assert not result.get("failed")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from ansible import module_utils as ansible_module_utils
+from ansible.module_utils import basic
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = ROOT / "library"
+MODULE_UTILS = ROOT / "module_utils"
+
+
+def _import_file(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _register_project_module_utils() -> None:
+    # ansible.cfg's `module_utils = module_utils` makes Ansible ship these files with a module as
+    # ansible.module_utils.<name>; in-process, adding the directory to that package's search path gives
+    # the same import names, and only the files a module really imports get loaded.
+    if str(MODULE_UTILS) not in ansible_module_utils.__path__:
+        ansible_module_utils.__path__.append(str(MODULE_UTILS))
+
+
+def load_module(name: str):
+    """Import library/<name>.py as a Python module (its main() is not run)."""
+    _register_project_module_utils()
+    return _import_file(f"sipguard_test_{name}", LIBRARY / f"{name}.py")
+
+
+def call_module(name: str, args: dict, *, check: bool = False, diff: bool = False) -> dict:
+    """Run library/<name>.py with `args`; return the result dict (`failed: True` on fail_json)."""
+    module = load_module(name)
+    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+    saved = basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE
+    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode()
+    basic._ANSIBLE_PROFILE = "legacy"
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
+            module.main()
+    finally:
+        basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE = saved
+    # The result is the last JSON document printed; anything before it would be stray output.
+    text = out.getvalue().strip()
+    result = json.loads(text[text.rindex("\n{") + 1 :] if "\n{" in text else text)
+    assert (exited.value.code == 0) == (not result.get("failed")), "exit code disagrees with the result"
+    return result
+
+
+@pytest.fixture
+def run_module():
+    """The call_module() helper as a fixture."""
+    return call_module
