@@ -1,0 +1,236 @@
+"""UDP load generators, each meant to run in its own process (multiprocessing).
+
+- `blast`: open loop, paced, many source ports or many source addresses; counts what it sent.
+- `closed_loop`: a window of outstanding requests per process; counts replies by status code.
+- `digest_register`: lanes of REGISTER clients that answer the digest challenge and count 200 OKs.
+
+Every generator sends only to the `server` address it is given (the caller passes a
+loopback address), runs for a fixed duration and returns a dict of counters.
+"""
+
+import itertools
+import socket
+import struct
+import time
+from collections import Counter
+
+import sipmsg
+
+IP_PKTINFO = 8  # Linux value; Python 3.11 does not export socket.IP_PKTINFO
+_CHECK_EVERY = 64  # packets between clock reads: time.monotonic() per packet would cost ~5%
+
+
+def pktinfo_source(address: str) -> list[tuple[int, int, bytes]]:
+    """Ancillary data that makes sendmsg use `address` as the IPv4 source address."""
+    return [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, socket.inet_aton(address), bytes(4)))]
+
+
+def loopback_sources(count: int, first: str = "127.1.0.1") -> list[str]:
+    """`count` distinct addresses in 127.0.0.0/8 starting at `first` (skips .0 and .255 hosts)."""
+    start = struct.unpack("!I", socket.inet_aton(first))[0]
+    out, value = [], start
+    while len(out) < count:
+        if value & 0xFF not in (0, 255):
+            out.append(socket.inet_ntoa(struct.pack("!I", value)))
+        value += 1
+    if struct.unpack("!I", socket.inet_aton(out[-1]))[0] >> 24 != 127:
+        raise ValueError("source range leaves 127.0.0.0/8")
+    return out
+
+
+def _pace(sent: int, rate: float, started: float) -> None:
+    """Sleep while we are ahead of the `rate` schedule (rate 0 = as fast as possible)."""
+    if rate:
+        ahead = sent / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def blast(
+    server: tuple[str, int],
+    templates: list[bytes],
+    *,
+    duration: float,
+    rate: float = 0,
+    ports: int = 64,
+    sources: list[str] | None = None,
+    limit: int = 0,
+    start_at: float = 0,
+) -> dict[str, int]:
+    """Send requests open-loop for `duration` s (or until `limit` packets).
+
+    Without `sources` the packets rotate over `ports` sockets on 127.0.0.1 (many
+    source ports). With `sources` every packet goes out from the next address in the
+    list via IP_PKTINFO, from one socket.
+    """
+    socks = []
+    for _ in range(1 if sources else ports):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        socks.append(sock)
+    ancillary = [pktinfo_source(address) for address in sources] if sources else None
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    sent, started = 0, time.monotonic()
+    deadline = started + duration
+    counter = itertools.count(1)
+    try:
+        while True:
+            for _ in range(_CHECK_EVERY):
+                n = next(counter)
+                packet = templates[n % len(templates)] % (n, n, n)
+                try:
+                    if ancillary:
+                        socks[0].sendmsg([packet], ancillary[n % len(ancillary)], 0, server)
+                    else:
+                        socks[n % len(socks)].sendto(packet, server)
+                except BlockingIOError:
+                    continue  # loopback send buffer full for a moment: the packet was not offered
+                sent += 1
+            if time.monotonic() >= deadline or (limit and sent >= limit):
+                break
+            _pace(sent, rate, started)
+    finally:
+        for sock in socks:
+            sock.close()
+    return {"sent": sent, "elapsed_ns": int((time.monotonic() - started) * 1e9)}
+
+
+def closed_loop(
+    server: tuple[str, int],
+    template: bytes,
+    *,
+    duration: float,
+    window: int = 32,
+    timeout: float = 0.05,
+    start_at: float = 0,
+) -> dict[str, int]:
+    """Keep `window` requests in flight from one socket; a reply frees a slot.
+
+    A timeout means replies were lost: the window is refilled and `timeouts` counted.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(timeout)
+    codes: Counter[int] = Counter()
+    timeouts = 0
+    counter = itertools.count(1)
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    started = time.monotonic()
+    deadline = started + duration
+    try:
+        for _ in range(window):
+            n = next(counter)
+            sock.sendto(template % (n, n, n), server)
+        while time.monotonic() < deadline:
+            for _ in range(_CHECK_EVERY):
+                try:
+                    reply = sock.recv(65535)
+                except TimeoutError:
+                    timeouts += 1
+                    for _ in range(window):
+                        n = next(counter)
+                        sock.sendto(template % (n, n, n), server)
+                    break
+                codes[sipmsg.status_code(reply)] += 1
+                n = next(counter)
+                sock.sendto(template % (n, n, n), server)
+    finally:
+        sock.close()
+    result = {f"status_{code}": count for code, count in codes.items()}
+    result.update(timeouts=timeouts, elapsed_ns=int((time.monotonic() - started) * 1e9))
+    return result
+
+
+class _Lane:
+    """One REGISTER client: its own Call-ID, Contact, CSeq, nonce and nonce count."""
+
+    def __init__(self, template: bytes, name: str):
+        self.template, self.name = template, name
+        self.challenge: dict[str, str] | None = None
+        self.nc = 0
+        self.cseq = 0
+
+    def next_request(self, n: int, *, user: str, password: str, uri: str) -> bytes:
+        self.cseq += 1
+        packet = self.template % (n, 0, self.cseq)
+        if self.challenge is None:
+            return packet
+        self.nc += 1
+        header = sipmsg.authorization(
+            self.challenge, user=user, password=password, method="REGISTER", uri=uri,
+            nc=self.nc, cnonce=f"{self.name}{n:x}",
+        )
+        return sipmsg.with_header(packet, f"Authorization: {header}")
+
+
+def digest_register(
+    server: tuple[str, int],
+    *,
+    user: str,
+    password: str,
+    duration: float,
+    lanes: int = 16,
+    name: str = "p0",
+    timeout: float = 0.2,
+    start_at: float = 0,
+) -> dict[str, int]:
+    """`lanes` closed-loop REGISTER clients on one socket, each with one request in flight.
+
+    A lane answers every 401 by adopting its nonce (nc restarts at 1) and otherwise
+    reuses the nonce with an increasing nonce count, the way a phone re-registers.
+    Counts 200 OKs and challenges.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(timeout)
+    client = "{}:{}".format(*sock.getsockname())
+    server_text = f"{server[0]}:{server[1]}"
+    uri = f"sip:{server_text}"
+    by_call_id: dict[bytes, _Lane] = {}
+    for index in range(lanes):
+        lane_name = f"{name}l{index}"
+        template = sipmsg.request_template(
+            "REGISTER", user=user, server=server_text, client=client, lane=lane_name
+        )
+        lane = _Lane(template, lane_name)
+        by_call_id[f"bench-{lane_name}-0".encode()] = lane
+    codes: Counter[int] = Counter()
+    timeouts = 0
+    counter = itertools.count(1)
+
+    def send(lane: _Lane) -> None:
+        sock.sendto(lane.next_request(next(counter), user=user, password=password, uri=uri), server)
+
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    started = time.monotonic()
+    deadline = started + duration
+    try:
+        for lane in by_call_id.values():
+            send(lane)
+        while time.monotonic() < deadline:
+            try:
+                reply = sock.recv(65535)
+            except TimeoutError:
+                timeouts += 1
+                for lane in by_call_id.values():
+                    lane.challenge = None  # start over: fresh challenge for every lane
+                    send(lane)
+                continue
+            code = sipmsg.status_code(reply)
+            codes[code] += 1
+            lane = by_call_id.get(sipmsg.call_id(reply))
+            if lane is None:
+                continue
+            if code in (401, 407):
+                lane.challenge, lane.nc = sipmsg.parse_challenge(reply), 0
+            elif code != 200:
+                lane.challenge = None
+            send(lane)
+    finally:
+        sock.close()
+    result = {f"status_{code}": count for code, count in codes.items()}
+    result.update(timeouts=timeouts, elapsed_ns=int((time.monotonic() - started) * 1e9))
+    return result

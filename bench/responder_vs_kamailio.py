@@ -1,0 +1,249 @@
+"""Benchmark sipguard's responder against Kamailio 5.6, side by side, and print a table.
+
+    .venv/bin/python bench/responder_vs_kamailio.py [--duration 10] [--cases silent options register ...]
+
+Each case starts a fresh server (Kamailio, then the responder) on 127.0.0.1, runs the
+same load for a bounded time, stops the server and moves on. All traffic goes to
+127.0.0.0/8. Not part of the test suite: it needs Kamailio and takes about a minute.
+"""
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import loadgen
+import procstats
+import servers
+import sipmsg
+
+SETTLE_S = 0.3  # let every generator process start before the clock runs
+MIB = 1024
+
+
+@dataclass
+class Measurement:
+    value: float  # the number compared between the two servers
+    detail: str  # what else a reader needs to trust it (loss, timeouts, ...)
+    loss: float = 0.0  # fraction of offered requests the kernel dropped (silent case)
+
+
+def run_parallel(jobs: list[tuple[Callable, dict]]) -> list[dict]:
+    """Run generator functions in separate processes, started on a common clock."""
+    start_at = time.monotonic() + SETTLE_S
+    with ProcessPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(func, start_at=start_at, **kwargs) for func, kwargs in jobs]
+        return [future.result() for future in futures]
+
+
+def total(results: list[dict], key: str) -> int:
+    return sum(result.get(key, 0) for result in results)
+
+
+def seconds(results: list[dict]) -> float:
+    return max(result["elapsed_ns"] for result in results) / 1e9
+
+
+# --- cases: each takes a started server and the options, returns a Measurement ---------
+
+
+def scanner_templates(server: servers.Server) -> list[bytes]:
+    """What a sweep sends: OPTIONS, REGISTER and INVITE for accounts that do not exist."""
+    target = f"127.0.0.1:{server.port}"
+    return [
+        sipmsg.request_template(method, user=user, server=target, client="127.0.0.1:5060", lane="s")
+        for method, user in (("OPTIONS", "100"), ("REGISTER", "9999"), ("INVITE", "0044123456"))
+    ]
+
+
+def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement:
+    """Two blasters from many source ports at a fixed offered rate; loss counted by the kernel."""
+    address = ("127.0.0.1", server.port)
+    templates = scanner_templates(server)
+    drops_before, snmp_before = procstats.read_udp_drops(server.port), procstats.read_snmp_udp()
+    job = {"templates": templates, "duration": args.duration, "rate": args.silent_rate / 2, "ports": 64}
+    results = run_parallel([(loadgen.blast, {"server": address, **job})] * 2)
+    time.sleep(0.2)  # a drop is counted on arrival; the last packets are still in flight
+    drops = procstats.read_udp_drops(server.port) - drops_before
+    snmp_after = procstats.read_snmp_udp()
+    sent, elapsed = total(results, "sent"), seconds(results)
+    consumed = (sent - drops) / elapsed
+    rcvbuf = snmp_after["RcvbufErrors"] - snmp_before["RcvbufErrors"]
+    return Measurement(
+        consumed,
+        f"offered {sent / elapsed / 1000:.0f}k/s, lost {100 * drops / max(sent, 1):.1f}% "
+        f"(socket drops {drops}, Udp RcvbufErrors +{rcvbuf})",
+        loss=drops / max(sent, 1),
+    )
+
+
+def _answered(server: servers.Server, args: argparse.Namespace, template: bytes, code: int) -> Measurement:
+    address = ("127.0.0.1", server.port)
+    job = {"server": address, "template": template, "duration": args.duration, "window": args.window}
+    results = run_parallel([(loadgen.closed_loop, job)] * args.generators)
+    elapsed = seconds(results)
+    counts = total_counts(results)
+    others = sum(v for k, v in counts.items() if k.startswith("status_") and k != f"status_{code}")
+    return Measurement(
+        total(results, f"status_{code}") / elapsed,
+        f"other replies {others}, window timeouts {total(results, 'timeouts')}",
+    )
+
+
+def total_counts(results: list[dict]) -> dict[str, int]:
+    keys = {key for result in results for key in result}
+    return {key: total(results, key) for key in keys}
+
+
+def case_options(server: servers.Server, args: argparse.Namespace) -> Measurement:
+    target = f"127.0.0.1:{server.port}"
+    template = sipmsg.request_template("OPTIONS", user="100", server=target, client="127.0.0.1:5060")
+    return _answered(server, args, template, 403)
+
+
+def case_register(server: servers.Server, args: argparse.Namespace) -> Measurement:
+    target = f"127.0.0.1:{server.port}"
+    template = sipmsg.request_template("REGISTER", user="9999", server=target, client="127.0.0.1:5060")
+    return _answered(server, args, template, 401)
+
+
+def case_digest(server: servers.Server, args: argparse.Namespace) -> Measurement:
+    address = ("127.0.0.1", server.port)
+    jobs = [
+        (loadgen.digest_register, {
+            "server": address, "user": servers.ACCOUNT, "password": servers.PASSWORD,
+            "duration": args.duration, "lanes": args.lanes, "name": f"p{index}",
+        })
+        for index in range(args.generators)
+    ]
+    results = run_parallel(jobs)
+    return Measurement(
+        total(results, "status_200") / seconds(results),
+        f"401 challenges {total(results, 'status_401')}, timeouts {total(results, 'timeouts')}",
+    )
+
+
+def case_memory(server: servers.Server, args: argparse.Namespace) -> Measurement:
+    """RSS of the whole process tree after `--memory-requests` from `--memory-sources` addresses."""
+    sources = loadgen.loopback_sources(args.memory_sources)
+    address = ("127.0.0.1", server.port)
+    templates = scanner_templates(server)
+    per_blaster = args.memory_requests // 2
+    drops_before = procstats.read_udp_drops(server.port)
+    jobs = [
+        (loadgen.blast, {
+            "server": address, "templates": templates, "duration": 600, "limit": per_blaster,
+            "rate": args.memory_rate / 2, "sources": sources[half::2],
+        })
+        for half in range(2)
+    ]
+    results = run_parallel(jobs)
+    time.sleep(1.0)  # let the server finish its backlog before reading its memory
+    drops = procstats.read_udp_drops(server.port) - drops_before
+    rss = procstats.rss_kib(server.pids())
+    return Measurement(
+        sum(rss) / MIB,
+        f"{total(results, 'sent')} sent, {drops} dropped, "
+        f"{len(rss)} processes, largest {max(rss) / MIB:.1f} MiB",
+    )
+
+
+def case_startup(server: servers.Server, args: argparse.Namespace) -> Measurement:
+    return Measurement(server.startup_s, "until the UDP port is bound")
+
+
+@dataclass
+class Case:
+    name: str
+    run: Callable[[servers.Server, argparse.Namespace], Measurement]
+    reply_unauthorized: bool
+    unit: str
+    target: str
+    met: Callable[[Measurement, Measurement], bool]  # (kamailio, responder)
+
+
+def ratio(kamailio: Measurement, responder: Measurement) -> float:
+    return responder.value / kamailio.value if kamailio.value else float("inf")
+
+
+CASES = {
+    case.name: case
+    for case in [
+        Case("silent", case_silent, False, "consumed/s", ">=1.3x and loss <1%",
+             lambda k, r: ratio(k, r) >= 1.3 and r.loss < 0.01),
+        Case("options", case_options, True, "403/s", ">=1.0x", lambda k, r: ratio(k, r) >= 1.0),
+        Case("register", case_register, True, "401/s", ">=1.0x", lambda k, r: ratio(k, r) >= 1.0),
+        Case("digest", case_digest, True, "200 OK/s", ">=0.7x", lambda k, r: ratio(k, r) >= 0.7),
+        Case("memory", case_memory, True, "MiB RSS", "<64 MiB", lambda k, r: r.value < 64),
+        Case("startup", case_startup, True, "s", "<0.5 s", lambda k, r: r.value < 0.5),
+    ]
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load case (default 10)")
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument(
+        "--servers", nargs="+", choices=["kamailio", "responder"], default=["kamailio", "responder"]
+    )
+    parser.add_argument("--workers", type=int, default=2, help="Kamailio children / responder workers")
+    parser.add_argument("--silent-rate", type=float, default=200_000, help="offered req/s, two blasters")
+    parser.add_argument("--generators", type=int, default=2, help="client processes for reply cases")
+    parser.add_argument("--window", type=int, default=64, help="requests in flight per generator")
+    parser.add_argument("--lanes", type=int, default=32, help="REGISTER clients per generator (digest)")
+    parser.add_argument("--memory-sources", type=int, default=100_000)
+    parser.add_argument("--memory-requests", type=int, default=1_000_000)
+    parser.add_argument("--memory-rate", type=float, default=50_000, help="offered req/s in the memory case")
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.duration > 60:
+        parser.error("--duration must be in (0, 60] seconds")
+    return args
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit.endswith("/s"):
+        return f"{value / 1000:.1f}k"
+    return f"{value:.2f}" if unit == "s" else f"{value:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    kinds = {"kamailio": servers.Kamailio, "responder": servers.Responder}
+    rows = []
+    for case in (CASES[name] for name in args.cases):
+        measured: dict[str, Measurement] = {}
+        for server_name in args.servers:
+            print(f"{case.name}: {server_name} ...", file=sys.stderr, flush=True)
+            try:
+                with servers.running(
+                    kinds[server_name], reply_unauthorized=case.reply_unauthorized, workers=args.workers
+                ) as server:
+                    measured[server_name] = case.run(server, args)
+            except RuntimeError as error:
+                print(f"  {server_name} failed: {error}", file=sys.stderr)
+                continue
+            print(f"  {format_value(measured[server_name].value, case.unit)} {case.unit}; "
+                  f"{measured[server_name].detail}", file=sys.stderr, flush=True)
+        rows.append((case, measured.get("kamailio"), measured.get("responder")))
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[tuple[Case, Measurement | None, Measurement | None]]) -> None:
+    print("| case | unit | Kamailio 5.6 | responder | ratio | target | met? | notes (responder) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case, kam, resp in rows:
+        kam_text = format_value(kam.value, case.unit) if kam else "-"
+        resp_text = format_value(resp.value, case.unit) if resp else "-"
+        ratio_text = f"{ratio(kam, resp):.2f}x" if kam and resp else "-"
+        met = ("yes" if case.met(kam, resp) else "NO") if kam and resp else "-"
+        notes = resp.detail if resp else (kam.detail if kam else "")
+        cells = [case.name, case.unit, kam_text, resp_text, ratio_text, case.target, met, notes]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Start and stop the two servers under test on 127.0.0.1, each in a fresh temp directory.
+
+Both behave the same way (see bench/kamailio/responder-like.cfg for the rule):
+`reply_unauthorized` switches between silent mode and 401/403 replies, account
+1001 / bench-secret may register from 127.0.0.0/8, and 198.18.0.10 is a gateway.
+"""
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import procstats
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+KAMAILIO_CFG = BENCH_DIR / "kamailio" / "responder-like.cfg"
+ACCOUNT, PASSWORD = "1001", "bench-secret"
+GATEWAY = "198.18.0.10"  # never sent to: it only has to exist in both configs
+START_TIMEOUT = 10.0
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A server process tree listening on UDP 127.0.0.1:`port`."""
+
+    name = "server"
+
+    def __init__(self, *, reply_unauthorized: bool, workers: int = 2):
+        self.reply_unauthorized = reply_unauthorized
+        self.workers = workers
+        self.port = free_udp_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
+        self.process: subprocess.Popen | None = None
+        self.startup_s = 0.0
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> "Server":
+        """Start and wait until the UDP port is bound (that time is `startup_s`)."""
+        log = (self.workdir / "output.log").open("wb")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        while not procstats.udp_port_bound(self.port):
+            if self.process.poll() is not None or time.monotonic() - started > START_TIMEOUT:
+                output = (self.workdir / "output.log").read_text(errors="replace")[-2000:]
+                self.stop()
+                raise RuntimeError(f"{self.name} did not bind 127.0.0.1:{self.port}:\n{output}")
+            time.sleep(0.002)
+        self.startup_s = time.monotonic() - started
+        return self
+
+    def pids(self) -> list[int]:
+        return procstats.process_tree(self.process.pid) if self.process else []
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        # Kamailio's children die with their parent; a stray one still holds the port otherwise.
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Kamailio(Server):
+    name = "kamailio"
+
+    def command(self) -> list[str]:
+        cmd = [
+            "kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-l", f"udp:127.0.0.1:{self.port}",
+            "-n", str(self.workers), "-Y", str(self.workdir), "-P", str(self.workdir / "kamailio.pid"),
+            "-m", "64", "-M", "8",
+        ]
+        if self.reply_unauthorized:
+            cmd += ["-A", "REPLY_UNAUTHORIZED"]
+        return cmd
+
+
+class Responder(Server):
+    """sipguard's responder, `python3 -m sipresponder run`, with config files written here."""
+
+    name = "responder"
+
+    def write_config(self) -> list[str]:
+        """Write the three config files; return the command-line options that name them."""
+        softswitch = self.workdir / "softswitch.conf"
+        softswitch.write_text(
+            f"SS_REPLY_UNAUTHORIZED={'On' if self.reply_unauthorized else 'Off'}\nSS_SIP_PORT={self.port}\n"
+        )
+        endpoints = self.workdir / "endpoints.toml"
+        endpoints.write_text(
+            f'[[account]]\nusername = "{ACCOUNT}"\npassword = "{PASSWORD}"\nnetworks = ["127.0.0.0/8"]\n\n'
+            f'[[gateway]]\nname = "bench-gw"\naddresses = ["{GATEWAY}"]\n'
+        )
+        # Like the Kamailio config: MD5 only, no per-source rate limit (Kamailio runs no pike
+        # here), no trace, no stats listener; everything else at the responder's defaults.
+        responder = self.workdir / "responder.toml"
+        responder.write_text(
+            '[listen]\naddresses = ["127.0.0.1"]\ntransports = ["udp"]\n\n'
+            '[auth]\nalgorithms = ["MD5"]\n\n'
+            "[limits]\nrate_per_source = 0\n\n"
+            "[trace]\nenabled = false\n\n"
+            f'[stats]\nprometheus_listen = ""\ncontrol_socket = "{self.workdir / "control.sock"}"\n'
+        )
+        return [
+            "--softswitch-conf", str(softswitch),
+            "--endpoints", str(endpoints),
+            "--config", str(responder),
+        ]
+
+    def command(self) -> list[str]:
+        options = self.write_config()
+        return [sys.executable, "-m", "sipresponder", "run", *options, "--workers", str(self.workers)]
+
+
+@contextlib.contextmanager
+def running(kind: type[Server], **options: object):
+    server = kind(**options)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
