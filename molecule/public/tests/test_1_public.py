@@ -1,0 +1,69 @@
+"""public: silent to strangers, scanners dropped in the kernel, floods and
+password guessers blocked, while configured phones and the trunk still work."""
+
+import pytest
+from sipcheck import (add_address, flood, in_ipset, rule_packets, sip_probe, svmap, svwar, trace_lines,
+                      wait_for)
+
+SCANNER_UA = "friendly-scanner"
+PHONE = {"user": "1001", "password": "lab-phone-secret"}
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("method", ["OPTIONS", "REGISTER", "INVITE"])
+def test_stranger_gets_no_answer(topo, method, transport):
+    reply = sip_probe(topo.host("scanner"), topo.target_wan, method=method, transport=transport)
+    assert not reply["answered"], reply
+
+
+def test_stranger_gets_no_answer_over_ipv6(topo):
+    assert not sip_probe(topo.host("scanner"), topo.target_wan6)["answered"]
+
+
+def test_svmap_finds_nothing(topo):
+    assert "found nothing" in svmap(topo.host("scanner"), topo.target_wan)
+
+
+def test_svwar_finds_no_extension(topo):
+    report = svwar(topo.host("scanner"), topo.target_wan, "1000-1005")
+    assert "1001" not in report, report
+
+
+def test_scanner_user_agent_dropped_in_kernel(topo):
+    target, phone = topo.host("target"), topo.host("phone")
+    before = rule_packets(target, SCANNER_UA)
+    # From the LAN phone, a source the responder would otherwise answer, and
+    # with the trace on: the kernel must eat the packet before the responder.
+    target.check_output("PYTHONPATH=/opt/sipresponder python3 -m sipresponder trace on")
+    reply = sip_probe(phone, topo.target_lan, user_agent=SCANNER_UA, **PHONE, method="REGISTER")
+    assert not reply["answered"], reply
+    assert rule_packets(target, SCANNER_UA) > before
+    assert not [e for e in trace_lines(target) if SCANNER_UA in str(e.get("user_agent", ""))]
+
+
+def test_phone_registers_with_digest(topo):
+    reply = sip_probe(topo.host("phone"), topo.target_lan, method="REGISTER", **PHONE)
+    assert reply["statuses"][:1] in ([401], [407]) and reply["status"] == 200, reply
+
+
+def test_trunk_invite_is_handled(topo):
+    reply = sip_probe(topo.host("trunk"), topo.target_wan, method="INVITE")
+    assert reply["answered"] and reply["status"] >= 200, reply
+
+
+def test_flood_from_one_source_hits_the_rate_limit(topo):
+    scanner, target = topo.host("scanner"), topo.host("target")
+    source = add_address(scanner, f"{topo.wan}.101", 24)
+    flood(scanner, topo.target_wan, count=3000, source=source, seconds=5)
+    assert wait_for(lambda: in_ipset(target, "sipguard-block4", source), timeout=5), \
+        "a flooding source should land in the block set"
+
+
+def test_password_guesser_is_suspended_and_blocked_in_kernel(topo):
+    phone, target = topo.host("phone"), topo.host("target")
+    source = add_address(phone, f"{topo.lan}.101", 24)
+    for _ in range(8):  # SS_AUTHENTICATION_MAX_RETRY defaults to 6
+        sip_probe(phone, topo.target_lan, method="REGISTER", user="1001", password="wrong", source=source)
+    assert wait_for(lambda: in_ipset(target, "sipguard-block4", source), timeout=5)
+    # Now even the right password gets nothing back: the kernel drops the source.
+    assert not sip_probe(phone, topo.target_lan, method="REGISTER", source=source, **PHONE)["answered"]

@@ -1,0 +1,82 @@
+"""Checks every profile scenario runs after its own (imported by each scenario's
+tests; the `topo` fixture comes from the scenario's conftest.py).
+
+They restart things and finally roll sipguard back, so scenarios import them
+into files that run after the profile-specific tests (test_2_*, test_3_*).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from sipcheck import wait_for
+
+PROJECT = Path(__file__).resolve().parents[2]
+BEFORE = "/var/lib/sipguard-test/before"  # written by molecule/shared/prepare.yml
+
+
+_EMPTY_TABLE_LINES = re.compile(r"^(#.*|\*filter|COMMIT|:(INPUT|FORWARD|OUTPUT) ACCEPT.*)$")
+
+
+def _normalise(save_output: str) -> str:
+    """An iptables-save of the filter table without counters, comments and the
+    lines an empty table consists of (a table the kernel created on first use
+    equals no table): what a rollback must restore."""
+    lines = (line for line in save_output.splitlines() if not _EMPTY_TABLE_LINES.match(line))
+    return "\n".join(re.sub(r"\[\d+:\d+\]", "", line) for line in lines)
+
+
+def _ruleset(target, tool: str) -> str:
+    return _normalise(target.check_output(f"{tool} -t filter"))
+
+
+def _sipguard_rules(target) -> str:
+    return "\n".join(line for line in _ruleset(target, "iptables-save").splitlines() if "sipguard" in line.lower())
+
+
+def _wait_booted(target) -> bool:
+    return wait_for(lambda: target.run("systemctl is-system-running").stdout.strip() in {"running", "degraded"},
+                    timeout=60)
+
+
+def test_connection_survives_converge(topo):
+    # The Ansible/podman connection still works and management access is intact.
+    target = topo.host("target")
+    assert target.run("true").rc == 0
+    assert _sipguard_rules(target), "the sipguard firewall layer is not loaded"
+
+
+def test_firewall_survives_unit_restart(topo):
+    target = topo.host("target")
+    before = _sipguard_rules(target)
+    assert target.run("systemctl restart sipguard-firewall.service").rc == 0
+    assert _sipguard_rules(target) == before
+
+
+def test_firewall_and_responder_survive_reboot(topo):
+    target = topo.host("target")
+    before = _sipguard_rules(target)
+    subprocess.run(["podman", "restart", "-t", "5", f"mol-{topo.name}-target"], check=True, capture_output=True)
+    assert _wait_booted(target), "target did not boot again"
+    assert _sipguard_rules(target) == before
+    assert wait_for(lambda: target.service("sipresponder").is_running, timeout=20)
+
+
+def test_rollback_restores_the_host(topo):
+    """playbooks/rollback.yml leaves rules and softswitch parameters as before sipguard."""
+    target = topo.host("target")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "playbooks/rollback.yml",
+         "--limit", f"mol-{topo.name}-target"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    for tool in ("iptables-save", "ip6tables-save"):
+        assert _ruleset(target, tool) == _normalise(target.check_output(f"cat {BEFORE}/{tool}.txt")), tool
+    assert target.check_output("ipset list -n") == target.check_output(f"cat {BEFORE}/ipsets.txt").strip()
+    params_now = target.run("grep -h '^SS_' /etc/sipresponder/softswitch.conf 2>/dev/null").stdout
+    params_before = target.run(f"cat {BEFORE}/softswitch.txt 2>/dev/null").stdout
+    assert sorted(params_now.split()) == sorted(params_before.split())
