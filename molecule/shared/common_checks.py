@@ -34,12 +34,15 @@ def _ruleset(target, tool: str) -> str:
 
 
 def _sipguard_rules(target) -> str:
-    return "\n".join(line for line in _ruleset(target, "iptables-save").splitlines() if "sipguard" in line.lower())
+    rules = _ruleset(target, "iptables-save").splitlines()
+    return "\n".join(line for line in rules if "sipguard" in line.lower())
 
 
 def _wait_booted(target) -> bool:
-    return wait_for(lambda: target.run("systemctl is-system-running").stdout.strip() in {"running", "degraded"},
-                    timeout=60)
+    def booted():
+        return target.run("systemctl is-system-running").stdout.strip() in {"running", "degraded"}
+
+    return wait_for(booted, timeout=60)
 
 
 def test_connection_survives_converge(topo):
@@ -59,7 +62,8 @@ def test_firewall_survives_unit_restart(topo):
 def test_firewall_and_responder_survive_reboot(topo):
     target = topo.host("target")
     before = _sipguard_rules(target)
-    subprocess.run(["podman", "restart", "-t", "5", f"mol-{topo.name}-target"], check=True, capture_output=True)
+    subprocess.run(["podman", "restart", "-t", "5", f"mol-{topo.name}-target"],
+                   check=True, capture_output=True)
     assert _wait_booted(target), "target did not boot again"
     assert _sipguard_rules(target) == before
     assert wait_for(lambda: target.service("sipresponder").is_running, timeout=20)

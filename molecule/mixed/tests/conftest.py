@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from scenario_fixtures import topo_fixture  # noqa: E402
+from scenario_fixtures import topo_fixture
 
 topo = topo_fixture("mixed", 3)

@@ -2,8 +2,17 @@
 password guessers blocked, while configured phones and the trunk still work."""
 
 import pytest
-from sipcheck import (add_address, flood, in_ipset, rule_packets, sip_probe, svmap, svwar, trace_lines,
-                      wait_for)
+from sipcheck import (
+    add_address,
+    flood,
+    in_ipset,
+    rule_packets,
+    sip_probe,
+    svmap,
+    svwar,
+    trace_lines,
+    wait_for,
+)
 
 SCANNER_UA = "friendly-scanner"
 PHONE = {"user": "1001", "password": "lab-phone-secret"}
