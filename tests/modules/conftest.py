@@ -19,10 +19,12 @@ import contextlib
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible import module_utils as ansible_module_utils
 from ansible.module_utils import basic
 
@@ -47,9 +49,12 @@ def _register_project_module_utils() -> None:
         ansible_module_utils.__path__.append(str(MODULE_UTILS))
 
 
+# At import time, so test files can import project module_utils directly.
+_register_project_module_utils()
+
+
 def load_module(name: str):
     """Import library/<name>.py as a Python module (its main() is not run)."""
-    _register_project_module_utils()
     return _import_file(f"sipguard_test_{name}", LIBRARY / f"{name}.py")
 
 
@@ -77,3 +82,40 @@ def call_module(name: str, args: dict, *, check: bool = False, diff: bool = Fals
 def run_module():
     """The call_module() helper as a fixture."""
     return call_module
+
+
+def check_documentation(name: str) -> None:
+    """Fail unless `ansible-doc` renders the module and its DOCUMENTATION matches its ARGUMENT_SPEC.
+
+    A module that wants this check keeps its argument spec in a module-level ARGUMENT_SPEC dict.
+    """
+    rendered = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-doc")), "-M", str(LIBRARY), name],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert "[WARNING]" not in rendered.stderr, rendered.stderr
+
+    module = load_module(name)
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    spec = module.ARGUMENT_SPEC
+    assert set(documented) == set(spec), "DOCUMENTATION options differ from the argument spec"
+    for option, doc in documented.items():
+        assert doc.get("type", "str") == spec[option].get("type", "str"), f"type of {option}"
+        assert doc.get("default") == spec[option].get("default"), f"default of {option}"
+        assert bool(doc.get("required")) == bool(spec[option].get("required")), f"required of {option}"
+        assert doc.get("choices") == spec[option].get("choices"), f"choices of {option}"
+    # Every example task must parse and use only documented options.
+    for task in yaml.safe_load(module.EXAMPLES):
+        if name in task:
+            assert set(task[name]) <= set(documented), f"example uses unknown options: {task[name]}"
+    yaml.safe_load(module.RETURN)
+
+
+@pytest.fixture
+def documentation_check():
+    """The check_documentation() helper as a fixture."""
+    return check_documentation

@@ -188,3 +188,7 @@ def test_crlf_file_keeps_its_line_endings(run_module, tmp_path):
     assert (
         path.read_bytes() == b"SS_REPLY_UNAUTHORIZED=Off\r\nSS_SIP_PORT=5060\r\nSS_ENDPOINT_EXPIRE=3600\r\n"
     )
+
+
+def test_documentation_matches_the_argument_spec(documentation_check):
+    documentation_check("sipguard_softswitch")
