@@ -1,0 +1,407 @@
+#!/usr/bin/python
+"""Ansible module: own the sipguard iptables/ip6tables chains and ipsets."""
+
+DOCUMENTATION = r"""
+---
+module: sipguard_firewall
+short_description: Own the sipguard scanner-blocking layer (iptables/ip6tables chains and ipsets)
+description:
+  - Renders the SIP scanner-blocking layer from structured options, validates it with
+    C(iptables-restore --test) and loads it atomically with C(iptables-restore --noflush).
+  - Owns only its own objects, the chains C(NAME-INPUT), C(NAME-SIP) and C(NAME-BAN), the ipsets
+    C(NAME-allow4), C(NAME-allow6), C(NAME-block4), C(NAME-block6), and one jump from C(INPUT) at
+    position 1 (before any ESTABLISHED,RELATED accept, so a ban also bites on UDP). No other chain
+    is flushed and no policy is changed.
+  - Order inside the layer for packets to the SIP ports, management ports first exempted
+    (RETURN, so the host's own INPUT rules decide) - scanner User-Agents dropped, block set
+    dropped, allow set (allowed networks and trunks) accepted, sources over the rate limit added to
+    the block set and dropped, the rest accepted (SIP open to the world) or logged and dropped or
+    rejected (when O(allowed_networks) is set). Everything that is not SIP returns to INPUT.
+  - Re-applying keeps the dynamic members of the block sets (the responder and the rate limit add
+    sources there).
+  - With O(persist=true) the layer is written to C(/etc/sipguard/firewall/) and loaded at boot by
+    C(sipguard-firewall.service). When systemd is not running, or is not the init of the network
+    namespace the module runs in, persistence is skipped with a warning.
+  - With O(rollback_timeout) the previous state is restored by the target itself after that many
+    seconds unless a later task runs the module with O(state=confirmed).
+version_added: "0.1.0"
+author: sipguard project
+options:
+  name:
+    description: Prefix of the layer's chains and ipsets; at most 12 letters, digits, V(_) or V(-).
+    type: str
+    default: sipguard
+  state:
+    description:
+      - V(present) applies the layer, V(absent) removes every object it created (chains, jump,
+        ipsets, boot unit and files, a pending rollback), V(confirmed) cancels a pending rollback
+        guard and makes the guarded apply persistent; V(confirmed) needs only O(name).
+    type: str
+    choices: [present, absent, confirmed]
+    default: present
+  sip_ports:
+    description: Ports SIP listens on.
+    type: list
+    elements: int
+    default: [5060]
+  protocols:
+    description: Transports of the SIP ports.
+    type: list
+    elements: str
+    choices: [udp, tcp]
+    default: [udp, tcp]
+  ip_versions:
+    description: IP versions to build the layer for; objects of the other version are removed.
+    type: list
+    elements: int
+    choices: [4, 6]
+    default: [4, 6]
+  allowed_networks:
+    description:
+      - Addresses or CIDR networks (IPv4 and IPv6 mixed) allowed to reach SIP.
+      - Empty means SIP is open to the world (scanner, block and rate rules still apply). Non-empty
+        means SIP only from these and O(trunk_addresses); everything else meets O(final_action).
+        An IP version with no entry here is then closed to all but its trunks.
+    type: list
+    elements: str
+    default: []
+  trunk_addresses:
+    description: Addresses or networks of SIP trunks; always allowed and exempt from the rate limit.
+    type: list
+    elements: str
+    default: []
+  scanner_user_agents:
+    description:
+      - Strings dropped anywhere in a SIP packet (case-insensitive string match), before any other
+        rule. Printable ASCII without quotes or backslashes, at most 128 characters each.
+    type: list
+    elements: str
+    default: []
+  rate_limit:
+    description:
+      - New SIP requests per second per source (every UDP packet, TCP connection attempts) before
+        the source is added to the block set; V(0) turns the rate limit off.
+    type: int
+    default: 0
+  rate_burst:
+    description: Requests a source may send at once before the rate limit applies.
+    type: int
+    default: 10
+  block_set_timeout:
+    description: Seconds a source stays in the block set (the sets' default timeout).
+    type: int
+    default: 300
+  block_addresses:
+    description:
+      - Single addresses to add to the block set now (with the set's timeout); their conntrack
+        entries are deleted when they are newly added.
+    type: list
+    elements: str
+    default: []
+  log:
+    description: Add rate-limited LOG rules before the drops.
+    type: bool
+    default: false
+  log_prefix:
+    description: Prefix of the LOG lines (a tag such as V(ua), V(block), V(rate), V(deny) follows).
+    type: str
+    default: "sipguard: "
+  log_rate:
+    description: Rate of the LOG rules, for example V(5/minute) or V(1/second).
+    type: str
+    default: 5/minute
+  final_action:
+    description: What happens to SIP packets not allowed when O(allowed_networks) is set.
+    type: str
+    choices: [DROP, REJECT]
+    default: DROP
+  management_ports:
+    description:
+      - TCP ports the layer never touches (exempted first); pass the connection's port.
+    type: list
+    elements: int
+    default: [22]
+  persist:
+    description: Load the layer at boot through C(sipguard-firewall.service).
+    type: bool
+    default: true
+  rollback_timeout:
+    description:
+      - Seconds after which the target restores the previous state by itself unless a later task
+        confirms with O(state=confirmed); V(0) applies without a guard.
+    type: int
+    default: 0
+notes:
+  - Supports check mode (render, compare and C(iptables-restore --test); nothing is changed) and
+    diff mode (normalised rules and ipsets before and after).
+  - Needs C(iptables), C(ip6tables), C(ipset) and, for O(block_addresses), C(conntrack) on the target.
+requirements:
+  - iptables (legacy or nft backend), ipset, conntrack
+"""
+
+EXAMPLES = r"""
+- name: Public server - drop scanners, rate-limit and ban noisy sources
+  sipguard_firewall:
+    scanner_user_agents: [friendly-scanner, sipvicious, sipcli, VaxSIPUserAgent, pplsip]
+    rate_limit: 20
+    rate_burst: 40
+    block_set_timeout: 300
+    management_ports: ["{{ ansible_port | default(22) }}"]
+
+- name: Mixed server - SIP only from the LAN and the trunks, with a rollback guard
+  sipguard_firewall:
+    allowed_networks: [10.20.0.0/16, "2001:db8:20::/48"]
+    trunk_addresses: [203.0.113.7]
+    final_action: DROP
+    rollback_timeout: 120
+
+- name: Confirm the guarded apply (the connection survived)
+  sipguard_firewall:
+    state: confirmed
+
+- name: Remove the layer, leaving the host as it was
+  sipguard_firewall:
+    state: absent
+"""
+
+RETURN = r"""
+rules:
+  description: The rendered rules of each IP version, as iptables-save prints them.
+  returned: state is present
+  type: dict
+  sample: {"ipv4": ":sipguard-INPUT - [0:0]\n...", "ipv6": "..."}
+ipsets:
+  description: Names of the ipsets the layer owns.
+  returned: state is present
+  type: list
+  elements: str
+  sample: [sipguard-allow4, sipguard-block4, sipguard-allow6, sipguard-block6]
+rollback_pending:
+  description: Whether a rollback guard is waiting for O(state=confirmed).
+  returned: always
+  type: bool
+conntrack_deleted:
+  description: Conntrack entries deleted for newly blocked addresses.
+  returned: always
+  type: int
+blocked:
+  description: Addresses of O(block_addresses) that were newly added to the block sets.
+  returned: state is present
+  type: list
+  elements: str
+differences:
+  description: Short list of what differed between the kernel and the desired layer.
+  returned: always
+  type: list
+  elements: str
+diff:
+  description: Normalised rules and ipsets before and after (diff mode).
+  returned: diff mode
+  type: dict
+"""
+
+# Ansible modules keep their imports below the documentation strings.
+import json  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.sipguard_firewall_apply import (  # noqa: E402
+    FirewallError,
+    Netfilter,
+    apply,
+    block_addresses,
+    block_members,
+    describe,
+    describe_desired,
+    differences,
+    remove_all,
+    validate,
+)
+from ansible.module_utils.sipguard_firewall_persist import (  # noqa: E402
+    arm_guard,
+    boot_files,
+    boot_files_exist,
+    confirm_guard,
+    drop_guard,
+    files_differ,
+    guard_dir,
+    guard_pending,
+    install_boot_files,
+    remove_boot_files,
+    systemd_usable,
+)
+from ansible.module_utils.sipguard_firewall_rules import (  # noqa: E402
+    FirewallConfigError,
+    build_spec,
+    ipset_names,
+    render_rules,
+)
+
+TOOLS = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",
+         "ip6tables-restore", "ipset", "conntrack")
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", default="sipguard"),
+    state=dict(type="str", default="present", choices=["present", "absent", "confirmed"]),
+    sip_ports=dict(type="list", elements="int", default=[5060]),
+    protocols=dict(type="list", elements="str", choices=["udp", "tcp"], default=["udp", "tcp"]),
+    ip_versions=dict(type="list", elements="int", choices=[4, 6], default=[4, 6]),
+    allowed_networks=dict(type="list", elements="str", default=[]),
+    trunk_addresses=dict(type="list", elements="str", default=[]),
+    scanner_user_agents=dict(type="list", elements="str", default=[]),
+    rate_limit=dict(type="int", default=0),
+    rate_burst=dict(type="int", default=10),
+    block_set_timeout=dict(type="int", default=300),
+    block_addresses=dict(type="list", elements="str", default=[]),
+    log=dict(type="bool", default=False),
+    log_prefix=dict(type="str", default="sipguard: "),
+    log_rate=dict(type="str", default="5/minute"),
+    final_action=dict(type="str", choices=["DROP", "REJECT"], default="DROP"),
+    management_ports=dict(type="list", elements="int", default=[22]),
+    persist=dict(type="bool", default=True),
+    rollback_timeout=dict(type="int", default=0),
+)
+
+
+def find_tools(module):
+    bins = {}
+    for tool in TOOLS:
+        path = module.get_bin_path(tool)
+        if path is None and tool != "conntrack":
+            raise FirewallError(f"'{tool}' was not found on the target; install iptables and ipset")
+        bins[tool] = path
+    return bins
+
+
+def make_runner(module):
+    def run(args, data=None):
+        if data is None:
+            return module.run_command(args)
+        return module.run_command(args, data=data, binary_data=True)
+
+    return run
+
+
+def plan_persistence(module, spec, bins, diffs):
+    """The boot files to write (empty when persistence is off or impossible)."""
+    if not module.params["persist"]:
+        return {}
+    if not systemd_usable():
+        module.warn("persist: systemd is not running in this network namespace, so the layer was "
+                    "applied but will not survive a reboot")
+        return {}
+    boot = boot_files(spec, bins)
+    if files_differ(boot) and not _pending_has(spec.name, boot):
+        diffs.append("boot files differ")
+        return boot
+    return {}
+
+
+def plan_blocking(nf, spec, bins, diffs):
+    """Note block_addresses that are not in the block sets yet."""
+    if not (spec.block_addresses[4] or spec.block_addresses[6]):
+        return
+    if bins["conntrack"] is None:
+        raise FirewallError("block_addresses needs the 'conntrack' tool on the target")
+    members = block_members(nf, spec)
+    new = [a for v in spec.ip_versions for a in spec.block_addresses[v]
+           if a not in members.get(f"{spec.name}-block{v}", set())]
+    if new:
+        diffs.append(f"to block: {', '.join(new)}")
+
+
+def run_present(module, nf, bins, run, result):
+    params = module.params
+    if params["rollback_timeout"] < 0:
+        raise FirewallConfigError("rollback_timeout must be 0 (no guard) or a number of seconds")
+    spec = build_spec(params)
+    result["rules"] = {f"ipv{v}": render_rules(spec, v) for v in spec.ip_versions}
+    result["ipsets"] = ipset_names(spec.name, spec.ip_versions)
+    current = nf.read_state(spec.name)
+    diffs = differences(spec, current)
+    rules_differ = bool(diffs)
+    boot = plan_persistence(module, spec, bins, diffs)
+    plan_blocking(nf, spec, bins, diffs)
+
+    result["differences"] = diffs
+    result["changed"] = bool(diffs)
+    result["rollback_pending"] = guard_pending(spec.name)
+    if module._diff:
+        result["diff"] = {"before": describe(current, spec.name), "after": describe_desired(spec)}
+    if module.check_mode:
+        if rules_differ and not validate(nf, spec, current):
+            module.warn("check mode: iptables-restore --test skipped because the layer's ipsets "
+                        "do not exist yet (the set match needs them)")
+        return
+
+    guarded = params["rollback_timeout"] > 0 and rules_differ
+    if guarded:
+        # Armed before the change, so even a crash right after the apply rolls back.
+        arm_guard(spec.name, current, spec, bins=bins, seconds=params["rollback_timeout"],
+                  pending_boot=boot or None, run=run)
+    try:
+        if rules_differ:
+            apply(nf, spec, current)
+    except FirewallError:
+        if guarded:
+            drop_guard(spec.name, run)
+        raise
+    if boot and not guarded:
+        install_boot_files(boot, run, spec.name)
+    result["blocked"], result["conntrack_deleted"] = block_addresses(nf, spec, block_members(nf, spec))
+    result["rollback_pending"] = guard_pending(spec.name)
+
+
+def _pending_has(name, boot):
+    """True when a pending guard already holds exactly these boot files."""
+    path = f"{guard_dir(name)}/pending/files.json"
+    try:
+        with open(path) as handle:
+            return json.load(handle) == boot
+    except (OSError, ValueError):
+        return False
+
+
+def run_absent(module, nf, run, result):
+    name = build_spec({"name": module.params["name"]}).name
+    current = nf.read_state(name)
+    boot = boot_files_exist(name) if systemd_usable() else []
+    pending = guard_pending(name)
+    result["changed"] = current.exists() or bool(boot) or pending
+    result["differences"] = ["layer objects exist"] if current.exists() else []
+    if module._diff:
+        result["diff"] = {"before": describe(current, name), "after": ""}
+    if module.check_mode:
+        return
+    drop_guard(name, run)
+    remove_all(nf, name, current)
+    if boot:
+        remove_boot_files(name, run)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result = dict(changed=False, rollback_pending=False, conntrack_deleted=0, differences=[])
+    run = make_runner(module)
+    try:
+        if module.params["state"] == "confirmed":
+            name = build_spec({"name": module.params["name"]}).name
+            result["changed"] = guard_pending(name)
+            if result["changed"] and not module.check_mode:
+                confirm_guard(name, run)
+            result["rollback_pending"] = guard_pending(name)
+        else:
+            bins = find_tools(module)
+            nf = Netfilter(run, bins)
+            if module.params["state"] == "absent":
+                run_absent(module, nf, run, result)
+            else:
+                run_present(module, nf, bins, run, result)
+    except (FirewallConfigError, FirewallError) as exc:
+        module.fail_json(msg=str(exc), **result)
+    except OSError as exc:
+        module.fail_json(msg=f"sipguard_firewall: {exc}", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Boot persistence and the rollback guard of the sipguard firewall layer.
+
+Persistence: the rendered rules and ipset definitions go to /etc/sipguard/firewall/,
+and a oneshot systemd unit loads them before the network comes up.
+
+Rollback guard: before a guarded apply, the previous state is written as a small
+shell script; a timer (systemd-run, or a detached ``sleep`` when systemd is not the
+init of this network namespace) runs it after N seconds unless ``state: confirmed``
+cancels it first. A guarded apply is only made persistent on confirmation, so a
+reboot after a rollback also comes up with the old rules.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from ansible.module_utils.sipguard_firewall_apply import (
+    VERSIONS,
+    FirewallError,
+    LayerState,
+    revert_ipset_lines,
+    revert_text,
+)
+from ansible.module_utils.sipguard_firewall_rules import (
+    chain_names,
+    ipset_lines,
+    ipset_names,
+    render_rules,
+)
+
+CONF_DIR = "/etc/sipguard/firewall"
+STATE_DIR = "/var/lib/sipguard/firewall"
+UNIT_DIR = "/etc/systemd/system"
+
+
+def _must(run, args):
+    """Run a systemctl/systemd-run call; a failure becomes a FirewallError for the user."""
+    rc, out, err = run(args)
+    if rc != 0:
+        raise FirewallError(f"{' '.join(args)} failed (exit {rc}): {(err or out).strip()}")
+
+
+def unit_name(name):
+    return "sipguard-firewall.service" if name == "sipguard" else f"sipguard-firewall-{name}.service"
+
+
+def systemd_usable():
+    """True when systemd is running and is the init of *this* network namespace.
+
+    Under ``ip netns exec`` the host's systemd would load the rules into the host's
+    namespace, so the unit and timers must not be used there.
+    """
+    if not os.path.isdir("/run/systemd/system"):
+        return False
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return False
+
+
+# --- boot persistence ----------------------------------------------------------
+
+
+def boot_files(spec, bins):
+    """path -> content of every file persistence needs (pure)."""
+    base = f"{CONF_DIR}/{spec.name}"
+    files = {f"{base}.ipset": "".join(line + "\n" for v in spec.ip_versions
+                                      for line in ipset_lines(spec, v, for_boot=True))}
+    entry = chain_names(spec.name)[0]
+    starts = [f"ExecStart={bins['ipset']} -exist -file {base}.ipset restore"]
+    for v in spec.ip_versions:
+        tool = bins["iptables" if v == 4 else "ip6tables"]
+        files[f"{base}.rules{v}"] = "*filter\n" + render_rules(spec, v) + "COMMIT\n"
+        starts.append(f"ExecStart={bins['iptables-restore' if v == 4 else 'ip6tables-restore']} "
+                      f"--noflush {base}.rules{v}")
+        # The jump goes in by a check-then-insert so a restart never adds a second one.
+        starts.append(f"ExecStart=/bin/sh -c '{tool} -C INPUT -j {entry} 2>/dev/null"
+                      f" || {tool} -I INPUT 1 -j {entry}'")
+    files[f"{UNIT_DIR}/{unit_name(spec.name)}"] = "\n".join([
+        "# Written by the sipguard_firewall Ansible module; changes are overwritten.",
+        "[Unit]",
+        f"Description=sipguard firewall layer {spec.name} (ipsets and iptables chains)",
+        "DefaultDependencies=no",
+        "Wants=network-pre.target",
+        "Before=network-pre.target shutdown.target",
+        # If netfilter-persistent also runs, load after it so its INPUT does not hide our jump.
+        "After=local-fs.target netfilter-persistent.service",
+        "Conflicts=shutdown.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        *starts,
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+    return files
+
+
+def files_differ(files):
+    for path, content in files.items():
+        try:
+            with open(path) as handle:
+                if handle.read() != content:
+                    return True
+        except OSError:
+            return True
+    return False
+
+
+def write_atomic(path, content, mode=0o644):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sipguard-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def install_boot_files(files, run, name):
+    for path, content in files.items():
+        write_atomic(path, content)
+    _must(run, ["systemctl", "daemon-reload"])
+    _must(run, ["systemctl", "enable", unit_name(name)])
+
+
+def boot_files_exist(name):
+    paths = [f"{CONF_DIR}/{name}.ipset", f"{UNIT_DIR}/{unit_name(name)}"]
+    paths += [f"{CONF_DIR}/{name}.rules{v}" for v in VERSIONS]
+    return [p for p in paths if os.path.exists(p)]
+
+
+def remove_boot_files(name, run):
+    """Disable the unit and delete every persisted file. Returns True if anything went.
+    Only called when systemd_usable(): from another network namespace these files
+    belong to the host's own layer."""
+    paths = boot_files_exist(name)
+    if not paths:
+        return False
+    _must(run, ["systemctl", "disable", unit_name(name)])
+    for path in paths:
+        os.unlink(path)
+    _must(run, ["systemctl", "daemon-reload"])
+    for directory in (CONF_DIR, os.path.dirname(CONF_DIR)):
+        if os.path.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)
+    return True
+
+
+# --- rollback guard ------------------------------------------------------------
+
+
+def guard_dir(name):
+    return f"{STATE_DIR}/{name}"
+
+
+def rollback_unit(name):
+    return f"sipguard-firewall-rollback-{name}"
+
+
+def guard_pending(name):
+    return os.path.exists(f"{guard_dir(name)}/rollback.sh")
+
+
+def load_previous(name):
+    with open(f"{guard_dir(name)}/previous.json") as handle:
+        data = json.load(handle)
+    return LayerState(
+        rules={int(k): v for k, v in data["rules"].items()},
+        jumps={int(k): v for k, v in data["jumps"].items()},
+        sets=data["sets"],
+    )
+
+
+def rollback_script(name, previous, spec, bins):
+    """Shell script that restores ``previous`` after ``spec`` was applied (pure)."""
+    directory = guard_dir(name)
+    lines = [
+        "#!/bin/sh",
+        f"# Written by sipguard_firewall: puts the firewall layer '{name}' back as it was before",
+        "# a guarded apply that nobody confirmed (state: confirmed) in time.",
+    ]
+    for v in VERSIONS:
+        applied = v in spec.ip_versions
+        ipset_in = revert_ipset_lines(name, previous, v, recreate_block=not applied)
+        if ipset_in:
+            lines += [f"{bins['ipset']} -exist restore <<'SIPGUARD_EOF'", *ipset_in, "SIPGUARD_EOF"]
+        if previous.rules[v] or applied:
+            tool = bins["iptables-restore" if v == 4 else "ip6tables-restore"]
+            text = revert_text(name, v, previous, [1] if applied else [])
+            lines += [f"{tool} --noflush <<'SIPGUARD_EOF'", text.rstrip("\n"), "SIPGUARD_EOF"]
+    for set_name in ipset_names(name):
+        if set_name not in previous.sets:
+            lines.append(f"{bins['ipset']} destroy {set_name} 2>/dev/null")
+    lines.append(f"rm -rf {directory}")
+    return "\n".join(lines) + "\n"
+
+
+def arm_guard(name, previous, spec, *, bins, seconds, pending_boot, run):
+    """Write the rollback script (and the boot files waiting for confirmation), then
+    schedule the script. A guard already pending keeps its older, confirmed state."""
+    directory = guard_dir(name)
+    if guard_pending(name):
+        previous = load_previous(name)
+        _cancel_timer(name, run)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    write_atomic(f"{directory}/previous.json",
+                 json.dumps({"rules": previous.rules, "jumps": previous.jumps, "sets": previous.sets}), 0o600)
+    pending = f"{directory}/pending"
+    shutil.rmtree(pending, ignore_errors=True)
+    if pending_boot:
+        os.makedirs(pending)
+        write_atomic(f"{pending}/files.json", json.dumps(pending_boot), 0o600)
+    script = f"{directory}/rollback.sh"
+    write_atomic(script, rollback_script(name, previous, spec, bins), 0o700)
+    if systemd_usable():
+        _must(run, ["systemd-run", "--unit", rollback_unit(name), f"--on-active={seconds}s",
+             "--timer-property=AccuracySec=1s", "/bin/sh", script])
+    else:
+        # No usable systemd: a detached process in its own session outlives the module.
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell input from the user
+            ["/bin/sh", "-c", f"sleep {int(seconds)}; exec /bin/sh {script}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True,
+        )
+        write_atomic(f"{directory}/pid", str(proc.pid), 0o600)
+
+
+def _cancel_timer(name, run):
+    directory = guard_dir(name)
+    pid_file = f"{directory}/pid"
+    if os.path.exists(pid_file):
+        with open(pid_file) as handle:
+            pid = int(handle.read().strip() or 0)
+        if pid and _is_our_sleeper(pid, directory):
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(50):  # bounded wait so the script cannot start half-way
+                if not os.path.exists(f"/proc/{pid}"):
+                    break
+                time.sleep(0.02)
+        os.unlink(pid_file)
+    elif systemd_usable():
+        unit = rollback_unit(name)
+        # Either may already be gone (the timer fired, or never started): not an error.
+        run(["systemctl", "stop", f"{unit}.timer", f"{unit}.service"])
+        run(["systemctl", "reset-failed", f"{unit}.timer", f"{unit}.service"])
+
+
+def _is_our_sleeper(pid, directory):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return directory.encode() in handle.read()
+    except OSError:
+        return False
+
+
+def confirm_guard(name, run):
+    """Cancel a pending rollback and install the boot files it held back.
+    Returns True when a guard was pending."""
+    if not guard_pending(name):
+        return False
+    _cancel_timer(name, run)
+    files_json = f"{guard_dir(name)}/pending/files.json"
+    if os.path.exists(files_json):
+        with open(files_json) as handle:
+            install_boot_files(json.load(handle), run, name)
+    shutil.rmtree(guard_dir(name))
+    return True
+
+
+def drop_guard(name, run):
+    """Cancel a pending rollback without installing anything (state: absent)."""
+    if not guard_pending(name):
+        return False
+    _cancel_timer(name, run)
+    shutil.rmtree(guard_dir(name))
+    return True
