@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,11 @@ def test_provisional_then_final_invite_is_acknowledged(run_module, responder):
     result = probe(run_module, host="127.0.0.1", port=server.port, method="INVITE")
     assert result["status_codes"] == [100, 486]
     assert result["status_code"] == 486
-    server.close()  # joins the thread, so everything the probe sent has been read
+    # The ACK goes out just before the module returns; give the responder thread a moment to read it.
+    for _ in range(50):
+        if len(server.received) >= 2:
+            break
+        time.sleep(0.02)
     assert [parse_request(data)["method"] for data in server.received] == ["INVITE", "ACK"]
 
 
