@@ -13,6 +13,7 @@ import socket
 import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import sipmsg
 
@@ -46,6 +47,29 @@ def _pace(sent: int, rate: float, started: float) -> None:
             time.sleep(ahead)
 
 
+Send = Callable[[int, bytes], None]
+
+
+def _sender(server: tuple[str, int], sources: list[str] | None) -> tuple[socket.socket, Send]:
+    """A UDP socket and a `send(n, packet)` for it.
+
+    Without `sources`: a socket connected to the server (no route lookup per send).
+    With `sources`: packet n leaves from address sources[n % len]; the wildcard bind
+    receives the replies sent back to those 127.x.y.z addresses (nothing is ever sent
+    anywhere but to `server`).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if not sources:
+        sock.bind(("127.0.0.1", 0))
+        sock.connect(server)
+        plain_send = sock.send
+        return sock, lambda n, packet: plain_send(packet)
+    sock.bind(("0.0.0.0", 0))
+    ancillary = [pktinfo_source(address) for address in sources]
+    count, sendmsg = len(ancillary), sock.sendmsg
+    return sock, lambda n, packet: sendmsg([packet], ancillary[n % count], 0, server)
+
+
 def blast(
     server: tuple[str, int],
     templates: list[bytes],
@@ -54,21 +78,17 @@ def blast(
     rate: float = 0,
     ports: int = 64,
     sources: list[str] | None = None,
-    limit: int = 0,
     start_at: float = 0,
 ) -> dict[str, int]:
-    """Send requests open-loop for `duration` s (or until `limit` packets).
+    """Send requests open-loop for `duration` s.
 
     Without `sources` the packets rotate over `ports` sockets on 127.0.0.1 (many
     source ports). With `sources` every packet goes out from the next address in the
-    list via IP_PKTINFO, from one socket.
+    list via IP_PKTINFO, from one socket. A server that answers sends its replies
+    back to sockets nobody reads: they fill up and the kernel drops the rest.
     """
-    socks = []
-    for _ in range(1 if sources else ports):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        socks.append(sock)
-    ancillary = [pktinfo_source(address) for address in sources] if sources else None
+    senders = [_sender(server, sources) for _ in range(1 if sources else ports)]
+    sends = [send for _, send in senders]
     while time.monotonic() < start_at:
         time.sleep(0.001)
     sent, started = 0, time.monotonic()
@@ -80,66 +100,67 @@ def blast(
                 n = next(counter)
                 packet = templates[n % len(templates)] % (n, n, n)
                 try:
-                    if ancillary:
-                        socks[0].sendmsg([packet], ancillary[n % len(ancillary)], 0, server)
-                    else:
-                        socks[n % len(socks)].sendto(packet, server)
+                    sends[n % len(sends)](n, packet)
                 except BlockingIOError:
                     continue  # loopback send buffer full for a moment: the packet was not offered
                 sent += 1
-            if time.monotonic() >= deadline or (limit and sent >= limit):
+            if time.monotonic() >= deadline:
                 break
             _pace(sent, rate, started)
     finally:
-        for sock in socks:
+        for sock, _ in senders:
             sock.close()
     return {"sent": sent, "elapsed_ns": int((time.monotonic() - started) * 1e9)}
 
 
 def closed_loop(
     server: tuple[str, int],
-    template: bytes,
+    templates: list[bytes],
     *,
     duration: float,
     window: int = 32,
     timeout: float = 0.05,
+    sources: list[str] | None = None,
+    limit: int = 0,
     start_at: float = 0,
 ) -> dict[str, int]:
     """Keep `window` requests in flight from one socket; a reply frees a slot.
 
+    Request n uses templates[n % len]. Stops after `duration` s or `limit` requests.
     A timeout means replies were lost: the window is refilled and `timeouts` counted.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
+    sock, send = _sender(server, sources)
     sock.settimeout(timeout)
-    codes: Counter[int] = Counter()
-    timeouts = 0
-    counter = itertools.count(1)
+    recv = sock.recv  # bound once: this loop is the generator's whole cost
+    kinds = len(templates)
+    codes: dict[bytes, int] = {}
+    timeouts = n = 0
+    limit = limit or 1 << 62
     while time.monotonic() < start_at:
         time.sleep(0.001)
     started = time.monotonic()
     deadline = started + duration
     try:
-        for _ in range(window):
-            n = next(counter)
-            sock.sendto(template % (n, n, n), server)
-        while time.monotonic() < deadline:
+        for n in range(1, window + 1):
+            send(n, templates[n % kinds] % (n, n, n))
+        while n < limit and time.monotonic() < deadline:
             for _ in range(_CHECK_EVERY):
                 try:
-                    reply = sock.recv(65535)
+                    reply = recv(65535)
                 except TimeoutError:
                     timeouts += 1
                     for _ in range(window):
-                        n = next(counter)
-                        sock.sendto(template % (n, n, n), server)
+                        n += 1
+                        send(n, templates[n % kinds] % (n, n, n))
                     break
-                codes[sipmsg.status_code(reply)] += 1
-                n = next(counter)
-                sock.sendto(template % (n, n, n), server)
+                code = reply[8:11]  # "SIP/2.0 403 ..."; parsed into ints once at the end
+                codes[code] = codes.get(code, 0) + 1
+                n += 1
+                send(n, templates[n % kinds] % (n, n, n))
     finally:
         sock.close()
-    result = {f"status_{code}": count for code, count in codes.items()}
-    result.update(timeouts=timeouts, elapsed_ns=int((time.monotonic() - started) * 1e9))
+    result = {f"status_{sipmsg.status_code(b'SIP/2.0 ' + code)}": count for code, count in codes.items()}
+    result.update(sent=n, timeouts=timeouts, elapsed_ns=int((time.monotonic() - started) * 1e9))
     return result
 
 
@@ -148,20 +169,17 @@ class _Lane:
 
     def __init__(self, template: bytes, name: str):
         self.template, self.name = template, name
-        self.challenge: dict[str, str] | None = None
+        self.answer: sipmsg.DigestAnswer | None = None
         self.nc = 0
         self.cseq = 0
 
-    def next_request(self, n: int, *, user: str, password: str, uri: str) -> bytes:
+    def next_request(self, n: int) -> bytes:
         self.cseq += 1
         packet = self.template % (n, 0, self.cseq)
-        if self.challenge is None:
+        if self.answer is None:
             return packet
         self.nc += 1
-        header = sipmsg.authorization(
-            self.challenge, user=user, password=password, method="REGISTER", uri=uri,
-            nc=self.nc, cnonce=f"{self.name}{n:x}",
-        )
+        header = self.answer.header(self.nc, f"{self.name}{n:x}")
         return sipmsg.with_header(packet, f"Authorization: {header}")
 
 
@@ -200,8 +218,11 @@ def digest_register(
     timeouts = 0
     counter = itertools.count(1)
 
+    def answer(challenge: dict[str, str]) -> sipmsg.DigestAnswer:
+        return sipmsg.DigestAnswer(challenge, user=user, password=password, method="REGISTER", uri=uri)
+
     def send(lane: _Lane) -> None:
-        sock.sendto(lane.next_request(next(counter), user=user, password=password, uri=uri), server)
+        sock.sendto(lane.next_request(next(counter)), server)
 
     while time.monotonic() < start_at:
         time.sleep(0.001)
@@ -216,7 +237,7 @@ def digest_register(
             except TimeoutError:
                 timeouts += 1
                 for lane in by_call_id.values():
-                    lane.challenge = None  # start over: fresh challenge for every lane
+                    lane.answer = None  # start over: fresh challenge for every lane
                     send(lane)
                 continue
             code = sipmsg.status_code(reply)
@@ -224,10 +245,11 @@ def digest_register(
             lane = by_call_id.get(sipmsg.call_id(reply))
             if lane is None:
                 continue
-            if code in (401, 407):
-                lane.challenge, lane.nc = sipmsg.parse_challenge(reply), 0
+            challenge = sipmsg.parse_challenge(reply) if code in (401, 407) else None
+            if challenge:
+                lane.answer, lane.nc = answer(challenge), 0
             elif code != 200:
-                lane.challenge = None
+                lane.answer = None
             send(lane)
     finally:
         sock.close()

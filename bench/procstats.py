@@ -41,6 +41,14 @@ def parse_vmrss_kib(status_text: str) -> int:
     return 0
 
 
+def parse_pss_kib(smaps_rollup_text: str) -> int:
+    """Pss in KiB from /proc/PID/smaps_rollup: shared pages split between the processes sharing them."""
+    for line in smaps_rollup_text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def read_snmp_udp() -> dict[str, int]:
     return parse_snmp_udp(Path("/proc/net/snmp").read_text())
 
@@ -84,12 +92,21 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def rss_kib(pids: list[int]) -> list[int]:
-    """VmRSS of each pid in KiB (0 for a pid that has gone)."""
+def _per_pid(pids: list[int], name: str, parse) -> list[int]:
     values = []
     for pid in pids:
         try:
-            values.append(parse_vmrss_kib(Path(f"/proc/{pid}/status").read_text()))
+            values.append(parse(Path(f"/proc/{pid}/{name}").read_text()))
         except OSError:
-            values.append(0)
+            values.append(0)  # the process has gone
     return values
+
+
+def rss_kib(pids: list[int]) -> list[int]:
+    """VmRSS of each pid in KiB; shared pages count once per process."""
+    return _per_pid(pids, "status", parse_vmrss_kib)
+
+
+def pss_kib(pids: list[int]) -> list[int]:
+    """Proportional set size of each pid in KiB; their sum is the tree's real footprint."""
+    return _per_pid(pids, "smaps_rollup", parse_pss_kib)

@@ -4,10 +4,12 @@
 
 Each case starts a fresh server (Kamailio, then the responder) on 127.0.0.1, runs the
 same load for a bounded time, stops the server and moves on. All traffic goes to
-127.0.0.0/8. Not part of the test suite: it needs Kamailio and takes about a minute.
+127.0.0.0/8 inside a network namespace the benchmark creates and deletes (see
+netns.py). Not part of the test suite: it needs root and Kamailio and takes a few minutes.
 """
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import loadgen
+import netns
 import procstats
 import servers
 import sipmsg
@@ -81,7 +84,7 @@ def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement
 
 def _answered(server: servers.Server, args: argparse.Namespace, template: bytes, code: int) -> Measurement:
     address = ("127.0.0.1", server.port)
-    job = {"server": address, "template": template, "duration": args.duration, "window": args.window}
+    job = {"server": address, "templates": [template], "duration": args.duration, "window": args.window}
     results = run_parallel([(loadgen.closed_loop, job)] * args.generators)
     elapsed = seconds(results)
     counts = total_counts(results)
@@ -126,27 +129,24 @@ def case_digest(server: servers.Server, args: argparse.Namespace) -> Measurement
 
 
 def case_memory(server: servers.Server, args: argparse.Namespace) -> Measurement:
-    """RSS of the whole process tree after `--memory-requests` from `--memory-sources` addresses."""
+    """RSS of the whole process tree after `--memory-requests` from `--memory-sources` addresses.
+
+    Closed loop, so every request reached the server (and was answered) before we read
+    its memory; source address n % sources sends request n, so all sources stay live.
+    """
     sources = loadgen.loopback_sources(args.memory_sources)
-    address = ("127.0.0.1", server.port)
-    templates = scanner_templates(server)
-    per_blaster = args.memory_requests // 2
-    drops_before = procstats.read_udp_drops(server.port)
-    jobs = [
-        (loadgen.blast, {
-            "server": address, "templates": templates, "duration": 600, "limit": per_blaster,
-            "rate": args.memory_rate / 2, "sources": sources[half::2],
-        })
-        for half in range(2)
-    ]
-    results = run_parallel(jobs)
-    time.sleep(1.0)  # let the server finish its backlog before reading its memory
-    drops = procstats.read_udp_drops(server.port) - drops_before
-    rss = procstats.rss_kib(server.pids())
+    job = {
+        "server": ("127.0.0.1", server.port), "templates": scanner_templates(server), "duration": 300,
+        "window": args.window, "limit": args.memory_requests // 2,
+    }
+    results = run_parallel([(loadgen.closed_loop, {**job, "sources": sources[half::2]}) for half in range(2)])
+    pids = server.pids()
+    rss, pss = procstats.rss_kib(pids), procstats.pss_kib(pids)
+    answered = sum(v for k, v in total_counts(results).items() if k.startswith("status_"))
     return Measurement(
         sum(rss) / MIB,
-        f"{total(results, 'sent')} sent, {drops} dropped, "
-        f"{len(rss)} processes, largest {max(rss) / MIB:.1f} MiB",
+        f"{total(results, 'sent')} sent, {answered} answered in {seconds(results):.0f} s; VmRSS summed over "
+        f"{len(rss)} processes (largest {max(rss) / MIB:.1f} MiB), PSS sum {sum(pss) / MIB:.1f} MiB",
     )
 
 
@@ -196,7 +196,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lanes", type=int, default=32, help="REGISTER clients per generator (digest)")
     parser.add_argument("--memory-sources", type=int, default=100_000)
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
-    parser.add_argument("--memory-rate", type=float, default=50_000, help="offered req/s in the memory case")
+    parser.add_argument(
+        "--host-netns", action="store_true",
+        help="run in the current network namespace instead of a fresh one (fills the host's conntrack table)",
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.duration > 60:
         parser.error("--duration must be in (0, 60] seconds")
@@ -211,8 +214,11 @@ def format_value(value: float, unit: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.host_netns and not netns.inside():
+        return netns.rerun_inside([__file__, *(sys.argv[1:] if argv is None else argv)])
     kinds = {"kamailio": servers.Kamailio, "responder": servers.Responder}
     rows = []
+    load_before = os.getloadavg()
     for case in (CASES[name] for name in args.cases):
         measured: dict[str, Measurement] = {}
         for server_name in args.servers:
@@ -229,18 +235,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"{measured[server_name].detail}", file=sys.stderr, flush=True)
         rows.append((case, measured.get("kamailio"), measured.get("responder")))
     print_table(rows)
+    # Other work on the machine moves these numbers: the load average says how quiet it was.
+    load_after = os.getloadavg()
+    print(f"\nload average (1/5/15 min) before: {' '.join(f'{v:.2f}' for v in load_before)}, "
+          f"after: {' '.join(f'{v:.2f}' for v in load_after)}; duration {args.duration:g} s per load case")
     return 0
 
 
 def print_table(rows: list[tuple[Case, Measurement | None, Measurement | None]]) -> None:
-    print("| case | unit | Kamailio 5.6 | responder | ratio | target | met? | notes (responder) |")
+    print("| case | unit | Kamailio 5.6 | responder | ratio | target | met? | notes (K: Kamailio, R: responder) |")  # noqa: E501
     print("|---|---|---|---|---|---|---|---|")
     for case, kam, resp in rows:
         kam_text = format_value(kam.value, case.unit) if kam else "-"
         resp_text = format_value(resp.value, case.unit) if resp else "-"
         ratio_text = f"{ratio(kam, resp):.2f}x" if kam and resp else "-"
         met = ("yes" if case.met(kam, resp) else "NO") if kam and resp else "-"
-        notes = resp.detail if resp else (kam.detail if kam else "")
+        notes = "; ".join(f"{who}: {m.detail}" for who, m in (("K", kam), ("R", resp)) if m)
         cells = [case.name, case.unit, kam_text, resp_text, ratio_text, case.target, met, notes]
         print("| " + " | ".join(cells) + " |")
 

@@ -70,25 +70,35 @@ def _hash(algorithm: str, text: str) -> str:
     return hashlib.new(name, text.encode()).hexdigest()
 
 
-def authorization(
-    challenge: dict[str, str], *, user: str, password: str, method: str, uri: str, nc: int, cnonce: str
-) -> str:
-    """An Authorization header value answering `challenge` (RFC 7616, qop=auth or none)."""
-    algorithm = challenge.get("algorithm", "MD5")
-    realm, nonce = challenge["realm"], challenge["nonce"]
-    ha1 = _hash(algorithm, f"{user}:{realm}:{password}")
-    ha2 = _hash(algorithm, f"{method}:{uri}")
-    params = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
-    if "auth" in challenge.get("qop", "").split(","):
+class DigestAnswer:
+    """Answers one challenge (RFC 7616, qop=auth or none) for any nonce count.
+
+    HA1, HA2 and the fixed header parameters are computed once per challenge, so a
+    client that reuses a nonce hashes only the response for each request.
+    """
+
+    def __init__(self, challenge: dict[str, str], *, user: str, password: str, method: str, uri: str):
+        self.algorithm = challenge.get("algorithm", "MD5")
+        self.nonce = challenge["nonce"]
+        self.qop = "auth" in challenge.get("qop", "").split(",")
+        self.ha1 = _hash(self.algorithm, f"{user}:{challenge['realm']}:{password}")
+        self.ha2 = _hash(self.algorithm, f"{method}:{uri}")
+        realm = challenge["realm"]
+        self.prefix = f'Digest username="{user}", realm="{realm}", nonce="{self.nonce}", uri="{uri}"'
+        self.suffix = f", algorithm={self.algorithm}"
+        if "opaque" in challenge:
+            self.suffix += f', opaque="{challenge["opaque"]}"'
+
+    def header(self, nc: int, cnonce: str) -> str:
+        """The Authorization header value for nonce count `nc`."""
+        if not self.qop:
+            response = _hash(self.algorithm, f"{self.ha1}:{self.nonce}:{self.ha2}")
+            return f'{self.prefix}, response="{response}"{self.suffix}'
         nc_text = f"{nc:08x}"
-        response = _hash(algorithm, f"{ha1}:{nonce}:{nc_text}:{cnonce}:auth:{ha2}")
-        params += ["qop=auth", f"nc={nc_text}", f'cnonce="{cnonce}"']
-    else:
-        response = _hash(algorithm, f"{ha1}:{nonce}:{ha2}")
-    params += [f'response="{response}"', f"algorithm={algorithm}"]
-    if "opaque" in challenge:
-        params.append(f'opaque="{challenge["opaque"]}"')
-    return "Digest " + ", ".join(params)
+        response = _hash(self.algorithm, f"{self.ha1}:{self.nonce}:{nc_text}:{cnonce}:auth:{self.ha2}")
+        return (
+            f'{self.prefix}, qop=auth, nc={nc_text}, cnonce="{cnonce}", response="{response}"{self.suffix}'
+        )
 
 
 def with_header(request: bytes, header: str) -> bytes:

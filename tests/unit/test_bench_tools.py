@@ -84,15 +84,14 @@ def test_digest_answer_matches_the_rfc_2617_example():
         b'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"\r\n\r\n'
     )
     challenge = sipmsg.parse_challenge(reply)
-    header = sipmsg.authorization(
+    answer = sipmsg.DigestAnswer(
         challenge,
         user="Mufasa",
         password="Circle Of Life",  # noqa: S106 - the RFC's example credential
         method="GET",
         uri="/dir/index.html",
-        nc=1,
-        cnonce="0a4f113b",
     )
+    header = answer.header(1, "0a4f113b")
     assert 'response="6629fae49393a05397450978507c4ef1"' in header
     assert "nc=00000001" in header
     assert 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in header
