@@ -119,3 +119,9 @@ def check_documentation(name: str) -> None:
 def documentation_check():
     """The check_documentation() helper as a fixture."""
     return check_documentation
+
+
+@pytest.fixture
+def library_module():
+    """The load_module() helper as a fixture, for testing a module's functions directly."""
+    return load_module
