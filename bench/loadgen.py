@@ -26,7 +26,7 @@ def pktinfo_source(address: str) -> list[tuple[int, int, bytes]]:
     return [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, socket.inet_aton(address), bytes(4)))]
 
 
-def loopback_sources(count: int, first: str = "127.1.0.1") -> list[str]:
+def loopback_sources(count: int, first: str) -> list[str]:
     """`count` distinct addresses in 127.0.0.0/8 starting at `first` (skips .0 and .255 hosts)."""
     start = struct.unpack("!I", socket.inet_aton(first))[0]
     out, value = [], start
@@ -50,17 +50,17 @@ def _pace(sent: int, rate: float, started: float) -> None:
 Send = Callable[[int, bytes], None]
 
 
-def _sender(server: tuple[str, int], sources: list[str] | None) -> tuple[socket.socket, Send]:
+def _sender(server: tuple[str, int], client: str, sources: list[str] | None) -> tuple[socket.socket, Send]:
     """A UDP socket and a `send(n, packet)` for it.
 
-    Without `sources`: a socket connected to the server (no route lookup per send).
+    Without `sources`: a socket on `client` connected to the server (no route lookup per send).
     With `sources`: packet n leaves from address sources[n % len]; the wildcard bind
     receives the replies sent back to those 127.x.y.z addresses (nothing is ever sent
     anywhere but to `server`).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     if not sources:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((client, 0))
         sock.connect(server)
         plain_send = sock.send
         return sock, lambda n, packet: plain_send(packet)
@@ -74,6 +74,7 @@ def blast(
     server: tuple[str, int],
     templates: list[bytes],
     *,
+    client: str,
     duration: float,
     rate: float = 0,
     ports: int = 64,
@@ -82,12 +83,12 @@ def blast(
 ) -> dict[str, int]:
     """Send requests open-loop for `duration` s.
 
-    Without `sources` the packets rotate over `ports` sockets on 127.0.0.1 (many
+    Without `sources` the packets rotate over `ports` sockets on `client` (many
     source ports). With `sources` every packet goes out from the next address in the
     list via IP_PKTINFO, from one socket. A server that answers sends its replies
     back to sockets nobody reads: they fill up and the kernel drops the rest.
     """
-    senders = [_sender(server, sources) for _ in range(1 if sources else ports)]
+    senders = [_sender(server, client, sources) for _ in range(1 if sources else ports)]
     sends = [send for _, send in senders]
     while time.monotonic() < start_at:
         time.sleep(0.001)
@@ -117,6 +118,7 @@ def closed_loop(
     server: tuple[str, int],
     templates: list[bytes],
     *,
+    client: str,
     duration: float,
     window: int = 32,
     timeout: float = 0.05,
@@ -129,7 +131,7 @@ def closed_loop(
     Request n uses templates[n % len]. Stops after `duration` s or `limit` requests.
     A timeout means replies were lost: the window is refilled and `timeouts` counted.
     """
-    sock, send = _sender(server, sources)
+    sock, send = _sender(server, client, sources)
     sock.settimeout(timeout)
     recv = sock.recv  # bound once: this loop is the generator's whole cost
     kinds = len(templates)
@@ -186,6 +188,7 @@ class _Lane:
 def digest_register(
     server: tuple[str, int],
     *,
+    client: str,
     user: str,
     password: str,
     duration: float,
@@ -201,16 +204,16 @@ def digest_register(
     Counts 200 OKs and challenges.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((client, 0))
     sock.settimeout(timeout)
-    client = "{}:{}".format(*sock.getsockname())
+    client_text = "{}:{}".format(*sock.getsockname())
     server_text = f"{server[0]}:{server[1]}"
     uri = f"sip:{server_text}"
     by_call_id: dict[bytes, _Lane] = {}
     for index in range(lanes):
         lane_name = f"{name}l{index}"
         template = sipmsg.request_template(
-            "REGISTER", user=user, server=server_text, client=client, lane=lane_name
+            "REGISTER", user=user, server=server_text, client=client_text, lane=lane_name
         )
         lane = _Lane(template, lane_name)
         by_call_id[f"bench-{lane_name}-0".encode()] = lane

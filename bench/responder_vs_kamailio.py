@@ -56,7 +56,7 @@ def scanner_templates(server: servers.Server) -> list[bytes]:
     """What a sweep sends: OPTIONS, REGISTER and INVITE for accounts that do not exist."""
     target = f"127.0.0.1:{server.port}"
     return [
-        sipmsg.request_template(method, user=user, server=target, client="127.0.0.1:5060", lane="s")
+        sipmsg.request_template(method, user=user, server=target, client=f"{servers.SCANNER}:5060", lane="s")
         for method, user in (("OPTIONS", "100"), ("REGISTER", "9999"), ("INVITE", "0044123456"))
     ]
 
@@ -66,7 +66,10 @@ def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement
     address = ("127.0.0.1", server.port)
     templates = scanner_templates(server)
     drops_before, snmp_before = procstats.read_udp_drops(server.port), procstats.read_snmp_udp()
-    job = {"templates": templates, "duration": args.duration, "rate": args.silent_rate / 2, "ports": 64}
+    job = {
+        "templates": templates, "client": servers.SCANNER, "duration": args.duration,
+        "rate": args.silent_rate / 2, "ports": 64,
+    }
     results = run_parallel([(loadgen.blast, {"server": address, **job})] * 2)
     time.sleep(0.2)  # a drop is counted on arrival; the last packets are still in flight
     drops = procstats.read_udp_drops(server.port) - drops_before
@@ -84,7 +87,10 @@ def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement
 
 def _answered(server: servers.Server, args: argparse.Namespace, template: bytes, code: int) -> Measurement:
     address = ("127.0.0.1", server.port)
-    job = {"server": address, "templates": [template], "duration": args.duration, "window": args.window}
+    job = {
+        "server": address, "templates": [template], "client": servers.SCANNER,
+        "duration": args.duration, "window": args.window,
+    }
     results = run_parallel([(loadgen.closed_loop, job)] * args.generators)
     elapsed = seconds(results)
     counts = total_counts(results)
@@ -100,23 +106,24 @@ def total_counts(results: list[dict]) -> dict[str, int]:
     return {key: total(results, key) for key in keys}
 
 
-def case_options(server: servers.Server, args: argparse.Namespace) -> Measurement:
+def scanner_request(server: servers.Server, method: str, user: str) -> bytes:
     target = f"127.0.0.1:{server.port}"
-    template = sipmsg.request_template("OPTIONS", user="100", server=target, client="127.0.0.1:5060")
-    return _answered(server, args, template, 403)
+    return sipmsg.request_template(method, user=user, server=target, client=f"{servers.SCANNER}:5060")
+
+
+def case_options(server: servers.Server, args: argparse.Namespace) -> Measurement:
+    return _answered(server, args, scanner_request(server, "OPTIONS", "100"), 403)
 
 
 def case_register(server: servers.Server, args: argparse.Namespace) -> Measurement:
-    target = f"127.0.0.1:{server.port}"
-    template = sipmsg.request_template("REGISTER", user="9999", server=target, client="127.0.0.1:5060")
-    return _answered(server, args, template, 401)
+    return _answered(server, args, scanner_request(server, "REGISTER", "9999"), 401)
 
 
 def case_digest(server: servers.Server, args: argparse.Namespace) -> Measurement:
     address = ("127.0.0.1", server.port)
     jobs = [
         (loadgen.digest_register, {
-            "server": address, "user": servers.ACCOUNT, "password": servers.PASSWORD,
+            "server": address, "client": servers.PHONE, "user": servers.ACCOUNT, "password": servers.PASSWORD,
             "duration": args.duration, "lanes": args.lanes, "name": f"p{index}",
         })
         for index in range(args.generators)
@@ -134,9 +141,10 @@ def case_memory(server: servers.Server, args: argparse.Namespace) -> Measurement
     Closed loop, so every request reached the server (and was answered) before we read
     its memory; source address n % sources sends request n, so all sources stay live.
     """
-    sources = loadgen.loopback_sources(args.memory_sources)
+    sources = loadgen.loopback_sources(args.memory_sources, servers.MANY_SCANNERS_FROM)
     job = {
-        "server": ("127.0.0.1", server.port), "templates": scanner_templates(server), "duration": 300,
+        "server": ("127.0.0.1", server.port), "templates": scanner_templates(server),
+        "client": servers.SCANNER, "duration": 300,
         "window": args.window, "limit": args.memory_requests // 2,
     }
     results = run_parallel([(loadgen.closed_loop, {**job, "sources": sources[half::2]}) for half in range(2)])

@@ -2,7 +2,7 @@
 
 Both behave the same way (see bench/kamailio/responder-like.cfg for the rule):
 `reply_unauthorized` switches between silent mode and 401/403 replies, account
-1001 / bench-secret may register from 127.0.0.0/8, and 198.18.0.10 is a gateway.
+1001 / bench-secret may register from 127.0.0.0/16, and 198.18.0.10 is a gateway.
 """
 
 import contextlib
@@ -20,6 +20,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 KAMAILIO_CFG = BENCH_DIR / "kamailio" / "responder-like.cfg"
 ACCOUNT, PASSWORD = "1001", "bench-secret"
+ACCOUNT_NETWORK = "127.0.0.0/16"
+PHONE = "127.0.0.1"  # where the account's REGISTERs come from (inside ACCOUNT_NETWORK)
+SCANNER = "127.1.0.1"  # an unknown source: outside ACCOUNT_NETWORK, not a gateway
+MANY_SCANNERS_FROM = "127.2.0.1"  # first of the memory case's distinct unknown sources
 GATEWAY = "198.18.0.10"  # never sent to: it only has to exist in both configs
 START_TIMEOUT = 10.0
 
@@ -110,7 +114,8 @@ class Responder(Server):
         )
         endpoints = self.workdir / "endpoints.toml"
         endpoints.write_text(
-            f'[[account]]\nusername = "{ACCOUNT}"\npassword = "{PASSWORD}"\nnetworks = ["127.0.0.0/8"]\n\n'
+            f'[[account]]\nusername = "{ACCOUNT}"\npassword = "{PASSWORD}"\n'
+            f'networks = ["{ACCOUNT_NETWORK}"]\n\n'
             f'[[gateway]]\nname = "bench-gw"\naddresses = ["{GATEWAY}"]\n'
         )
         # Like the Kamailio config: MD5 only, no per-source rate limit (Kamailio runs no pike
