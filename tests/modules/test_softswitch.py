@@ -197,6 +197,8 @@ def test_documentation_matches_the_argument_spec(documentation_check):
 def test_duplicate_key_is_set_everywhere_and_last_is_previous(run_module, tmp_path):
     path = tmp_path / "twice.conf"
     path.write_text("SS_REPLY_UNAUTHORIZED=On\n# later override\nSS_REPLY_UNAUTHORIZED=Off\n")
-    result = run_module("sipguard_softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "yes"}})
+    result = run_module(
+        "sipguard_softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "yes"}}
+    )
     assert result["previous"] == {"SS_REPLY_UNAUTHORIZED": "Off"}
     assert path.read_text() == "SS_REPLY_UNAUTHORIZED=On\n# later override\nSS_REPLY_UNAUTHORIZED=On\n"
