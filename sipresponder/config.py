@@ -1,0 +1,440 @@
+"""The responder's three configuration files, loaded and validated.
+
+softswitch.conf  VOS3000-style KEY=VALUE parameters (SS_REPLY_UNAUTHORIZED ...)
+endpoints.toml   accounts, gateways/trunks and LAN networks
+responder.toml   the responder's own settings (listen, auth, limits, trace ...)
+
+Every loader collects *all* problems before failing, so `check-config` can print
+one clear line per problem. Passwords never appear in a message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SOFTSWITCH = "/etc/sipresponder/softswitch.conf"
+DEFAULT_ENDPOINTS = "/etc/sipresponder/endpoints.toml"
+DEFAULT_RESPONDER = "/etc/sipresponder/responder.toml"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(Exception):
+    """One or more problems in the configuration; `problems` has one line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# --------------------------------------------------------------------------- softswitch.conf
+
+
+@dataclass(frozen=True)
+class Softswitch:
+    reply_unauthorized: bool = True
+    max_retry: int = 6
+    failed_suspend: int = 180
+    challenge_mode: int = 401
+    sip_ports: tuple[int, ...] = (5060,)
+    endpoint_expire: int = 3600
+    register_replace: bool = True
+
+
+def _on_off(value: str) -> bool | None:
+    return {"on": True, "off": False}.get(value.strip().lower())
+
+
+def _int_in(value: str, low: int, high: int) -> int | None:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        return None
+    return number if low <= number <= high else None
+
+
+def _ports(value: str) -> tuple[int, ...] | None:
+    ports = []
+    for part in value.split(","):
+        port = _int_in(part, 1, 65535)
+        if port is None:
+            return None
+        ports.append(port)
+    return tuple(dict.fromkeys(ports)) or None
+
+
+# key -> (field name, parser, what a valid value looks like)
+_SOFTSWITCH_KEYS = {
+    "SS_REPLY_UNAUTHORIZED": ("reply_unauthorized", _on_off, "On or Off"),
+    "SS_AUTHENTICATION_MAX_RETRY": ("max_retry", lambda v: _int_in(v, 0, 999), "an integer 0-999"),
+    "SS_AUTHENTICATION_FAILED_SUSPEND": ("failed_suspend", lambda v: _int_in(v, 60, 3600), "seconds 60-3600"),
+    "SS_AUTHCHALLENGEMODE": ("challenge_mode", {"401": 401, "407": 407}.get, "401 or 407"),
+    "SS_SIP_PORT": ("sip_ports", _ports, 'a port or comma-separated ports, e.g. "5060,6060"'),
+    "SS_ENDPOINT_EXPIRE": ("endpoint_expire", lambda v: _int_in(v, 30, 86400), "seconds 30-86400"),
+    "SS_ENDPOINT_REGISTER_REPLACE": ("register_replace", _on_off, "On or Off"),
+}
+
+
+def parse_softswitch(text: str, origin: str = "softswitch.conf") -> tuple[Softswitch, list[str]]:
+    """Parse KEY=VALUE text; return (settings, warnings) or raise ConfigError."""
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    warnings: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        value = value.strip().strip('"').strip("'")
+        if not sep or not key:
+            problems.append(f"{origin}:{number}: expected KEY=VALUE")
+            continue
+        if key not in _SOFTSWITCH_KEYS:
+            # A real VOS3000 file has hundreds of keys; they are not ours to judge.
+            warnings.append(f"{origin}:{number}: unknown key {key} ignored")
+            continue
+        name, parser, valid = _SOFTSWITCH_KEYS[key]
+        parsed = parser(value)
+        if parsed is None:
+            problems.append(f"{origin}:{number}: {key}={value!r} is invalid, expected {valid}")
+            continue
+        values[name] = parsed
+    if problems:
+        raise ConfigError(problems)
+    return Softswitch(**values), warnings
+
+
+# --------------------------------------------------------------------------- endpoints.toml
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str | None = field(default=None, repr=False)  # never in a repr, so never in a log
+    ha1_md5: str | None = field(default=None, repr=False)
+    ha1_sha256: str | None = field(default=None, repr=False)
+    networks: tuple[Network, ...] = ()  # empty tuple means "any"
+    anywhere: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    lan_networks: tuple[Network, ...] = ()
+    accounts: dict[str, Account] = field(default_factory=dict)
+    gateway_networks: tuple[Network, ...] = ()
+    gateway_names: tuple[str, ...] = ()
+
+
+def _network(value: object, where: str, problems: list[str]) -> Network | None:
+    if not isinstance(value, str):
+        problems.append(f"{where}: {value!r} is not a string")
+        return None
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        problems.append(f"{where}: {value!r} is not an IP address or network")
+        return None
+
+
+def _networks(values: object, where: str, problems: list[str]) -> tuple[Network, ...]:
+    if not isinstance(values, list):
+        problems.append(f"{where}: must be a list of addresses or networks")
+        return ()
+    found = (_network(value, where, problems) for value in values)
+    return tuple(net for net in found if net is not None)
+
+
+def _unknown_keys(table: dict, allowed: set[str], where: str, problems: list[str]) -> None:
+    for key in sorted(set(table) - allowed):
+        problems.append(f"{where}: unknown key {key!r}")
+
+
+_HEX = set("0123456789abcdef")
+
+
+def _account(entry: object, where: str, lan: tuple[Network, ...], problems: list[str]) -> Account | None:
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    _unknown_keys(entry, {"username", "password", "ha1_md5", "ha1_sha256", "networks"}, where, problems)
+    username = entry.get("username")
+    if not isinstance(username, str) or not username or any(c in username for c in " \t@:;<>\"'"):
+        problems.append(f"{where}: username must be a non-empty string without spaces, @, :, ; or quotes")
+        return None
+    where = f"{where} ({username})"
+    secrets = {key: entry.get(key) for key in ("password", "ha1_md5", "ha1_sha256") if key in entry}
+    if not secrets:
+        problems.append(f"{where}: needs password, ha1_md5 or ha1_sha256")
+    for key, value in secrets.items():
+        if not isinstance(value, str) or not value:
+            problems.append(f"{where}: {key} must be a non-empty string")
+        elif key != "password" and (len(value) != {"ha1_md5": 32, "ha1_sha256": 64}[key]
+                                    or not set(value.lower()) <= _HEX):
+            problems.append(f"{where}: {key} must be a hex digest of the right length")
+    anywhere = False
+    if "networks" in entry:
+        raw = entry["networks"]
+        if raw == ["any"]:
+            anywhere, networks = True, ()
+        else:
+            networks = _networks(raw, f"{where} networks", problems)
+    else:
+        networks = lan
+        if not lan:
+            problems.append(f"{where}: no networks and no lan_networks, so it could register from nowhere")
+    return Account(
+        username=username,
+        password=secrets.get("password"),
+        ha1_md5=(secrets.get("ha1_md5") or "").lower() or None,
+        ha1_sha256=(secrets.get("ha1_sha256") or "").lower() or None,
+        networks=networks,
+        anywhere=anywhere,
+    )
+
+
+def parse_endpoints(text: str, origin: str = "endpoints.toml") -> Endpoints:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{origin}: not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    _unknown_keys(data, {"lan_networks", "account", "gateway"}, origin, problems)
+    lan = _networks(data.get("lan_networks", []), f"{origin} lan_networks", problems)
+    accounts: dict[str, Account] = {}
+    for index, entry in enumerate(_list_of_tables(data, "account", origin, problems)):
+        account = _account(entry, f"{origin} account #{index + 1}", lan, problems)
+        if account is None:
+            continue
+        if account.username in accounts:
+            problems.append(f"{origin}: account {account.username} is defined twice")
+        accounts[account.username] = account
+    gateway_nets: list[Network] = []
+    names: list[str] = []
+    for index, entry in enumerate(_list_of_tables(data, "gateway", origin, problems)):
+        where = f"{origin} gateway #{index + 1}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        _unknown_keys(entry, {"name", "addresses"}, where, problems)
+        name = entry.get("name", f"gateway-{index + 1}")
+        if not isinstance(name, str) or not name:
+            problems.append(f"{where}: name must be a non-empty string")
+            continue
+        if "addresses" not in entry:
+            problems.append(f"{where} ({name}): needs addresses")
+        names.append(name)
+        gateway_nets.extend(_networks(entry.get("addresses", []), f"{where} ({name}) addresses", problems))
+    if problems:
+        raise ConfigError(problems)
+    return Endpoints(lan, accounts, tuple(gateway_nets), tuple(names))
+
+
+def _list_of_tables(data: dict, key: str, origin: str, problems: list[str]) -> list:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        problems.append(f"{origin}: {key} must be an array of tables ([[{key}]])")
+        return []
+    return value
+
+
+# --------------------------------------------------------------------------- responder.toml
+
+DEFAULT_SCANNERS = (
+    "friendly-scanner", "sipvicious", "sipcli", "sip-scan", "iWar", "SIPBomber", "sundayddr",
+    "VaxSIPUserAgent", "VaxIPUserAgent", "pplsip", "siparmyknife", "smap",
+)  # fmt: skip
+
+# section -> key -> (default, checker returning an error text or None)
+_str = (str, "a string")
+_int = (int, "an integer")
+_bool = (bool, "true or false")
+_list = (list, "a list of strings")
+
+_RESPONDER_SCHEMA: dict[str, dict[str, tuple[object, tuple[type, str]]]] = {
+    "listen": {
+        "addresses": (["0.0.0.0", "::"], _list),  # noqa: S104 - a SIP server listens publicly
+        "transports": (["udp", "tcp"], _list),
+    },
+    "auth": {"realm": ("sipguard", _str), "algorithms": (["SHA-256", "MD5"], _list),
+             "nonce_lifetime": (300, _int)},
+    "limits": {"max_message_bytes": (8192, _int), "tcp_max_connections": (256, _int),
+               "tcp_idle_seconds": (30, _int), "rate_per_source": (50, _int), "rate_burst": (100, _int),
+               "max_tracked_sources": (65536, _int)},
+    "scanner": {"user_agents": (list(DEFAULT_SCANNERS), _list)},
+    "trace": {"enabled": (False, _bool), "path": ("/var/log/sipresponder/trace.jsonl", _str)},
+    "stats": {"prometheus_listen": ("127.0.0.1:9260", _str),
+              "control_socket": ("/run/sipresponder/control.sock", _str)},
+    "invite": {"final_status": (486, _int), "final_reason": ("Busy Here", _str)},
+    "blocking": {"ipset4": ("", _str), "ipset6": ("", _str)},
+    "identity": {"server_header": ("", _str)},
+}  # fmt: skip
+
+# (section, key) -> (low, high) for integers
+_RANGES = {
+    ("auth", "nonce_lifetime"): (10, 3600),
+    ("limits", "max_message_bytes"): (1024, 65535),
+    ("limits", "tcp_max_connections"): (1, 100000),
+    ("limits", "tcp_idle_seconds"): (1, 3600),
+    ("limits", "rate_per_source"): (0, 100000),
+    ("limits", "rate_burst"): (1, 1000000),
+    ("limits", "max_tracked_sources"): (16, 10000000),
+    ("invite", "final_status"): (300, 699),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """responder.toml, flattened: attribute names are SECTION_KEY."""
+
+    listen_addresses: tuple[str, ...]
+    listen_transports: tuple[str, ...]
+    auth_realm: str
+    auth_algorithms: tuple[str, ...]
+    auth_nonce_lifetime: int
+    limits_max_message_bytes: int
+    limits_tcp_max_connections: int
+    limits_tcp_idle_seconds: int
+    limits_rate_per_source: int
+    limits_rate_burst: int
+    limits_max_tracked_sources: int
+    scanner_user_agents: tuple[str, ...]
+    trace_enabled: bool
+    trace_path: str
+    stats_prometheus_listen: str
+    stats_control_socket: str
+    invite_final_status: int
+    invite_final_reason: str
+    blocking_ipset4: str
+    blocking_ipset6: str
+    identity_server_header: str
+
+
+def _check_value(section: str, key: str, value: object, kind: tuple[type, str], problems: list[str]) -> None:
+    where = f"[{section}] {key}"
+    expected_type, text = kind
+    # bool is an int in Python; keep true/false out of integer settings.
+    if not isinstance(value, expected_type) or (expected_type is int and isinstance(value, bool)):
+        problems.append(f"{where}: must be {text}")
+        return
+    if expected_type is list and not all(isinstance(item, str) for item in value):
+        problems.append(f"{where}: must be a list of strings")
+    if (section, key) in _RANGES:
+        low, high = _RANGES[(section, key)]
+        if not low <= value <= high:
+            problems.append(f"{where}: {value} is out of range {low}-{high}")
+
+
+def _check_semantics(values: dict[str, object], problems: list[str]) -> None:
+    for address in values["listen_addresses"]:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            problems.append(f"[listen] addresses: {address!r} is not an IP address")
+    if not values["listen_addresses"]:
+        problems.append("[listen] addresses: at least one address is needed")
+    bad = set(values["listen_transports"]) - {"udp", "tcp"}
+    if bad or not values["listen_transports"]:
+        problems.append('[listen] transports: choose from "udp" and "tcp"')
+    algorithms = values["auth_algorithms"]
+    if not algorithms or set(algorithms) - {"MD5", "SHA-256"}:
+        problems.append('[auth] algorithms: choose from "SHA-256" and "MD5"')
+    realm = values["auth_realm"]
+    if not realm or '"' in realm or "\\" in realm:
+        problems.append("[auth] realm: must be non-empty, without quotes or backslashes")
+    listen = values["stats_prometheus_listen"]
+    if listen:
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback or not port.isdigit() or not 0 < int(port) < 65536:
+            problems.append(f"[stats] prometheus_listen: {listen!r} must be loopback-address:port or empty")
+    for key in ("invite_final_reason", "identity_server_header"):
+        if any(c in values[key] for c in "\r\n"):
+            problems.append(f"[{key.replace('_', '] ', 1)}: must be a single line")
+
+
+def parse_settings(text: str, origin: str = "responder.toml") -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{origin}: not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    _unknown_keys(data, set(_RESPONDER_SCHEMA), origin, problems)
+    for section, keys in _RESPONDER_SCHEMA.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            problems.append(f"{origin}: [{section}] must be a table")
+            table = {}
+        _unknown_keys(table, set(keys), f"{origin} [{section}]", problems)
+        for key, (default, kind) in keys.items():
+            value = table.get(key, default)
+            _check_value(section, key, value, kind, problems)
+            values[f"{section}_{key}"] = tuple(value) if isinstance(value, list) else value
+    if not problems:
+        _check_semantics(values, problems)
+    if problems:
+        raise ConfigError([p if p.startswith(origin) else f"{origin}: {p}" for p in problems])
+    return Settings(**values)
+
+
+# --------------------------------------------------------------------------- all three
+
+
+@dataclass(frozen=True)
+class Config:
+    softswitch: Softswitch
+    endpoints: Endpoints
+    settings: Settings
+    warnings: tuple[str, ...] = ()
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.__class__.__name__}"]) from None
+
+
+def load(softswitch_path: str, endpoints_path: str, settings_path: str) -> Config:
+    """Load and validate all three files, reporting the problems of every file at once."""
+    problems: list[str] = []
+    results: list[object] = []
+    warnings: list[str] = []
+    for path, parser in (
+        (softswitch_path, parse_softswitch),
+        (endpoints_path, parse_endpoints),
+        (settings_path, parse_settings),
+    ):
+        try:
+            results.append(parser(_read(path), path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            results.append(None)
+    if problems:
+        raise ConfigError(problems)
+    (softswitch, softswitch_warnings), endpoints, settings = results
+    warnings.extend(softswitch_warnings)
+    accounts_need = {a.username for a in endpoints.accounts.values() if not _usable(a, settings)}
+    for username in sorted(accounts_need):
+        problems.append(f"{endpoints_path}: account {username} has no secret for any of [auth] algorithms")
+    if problems:
+        raise ConfigError(problems)
+    return Config(softswitch, endpoints, settings, tuple(warnings))
+
+
+def _usable(account: Account, settings: Settings) -> bool:
+    if account.password:
+        return True
+    return ("MD5" in settings.auth_algorithms and bool(account.ha1_md5)) or (
+        "SHA-256" in settings.auth_algorithms and bool(account.ha1_sha256)
+    )

@@ -1,0 +1,348 @@
+"""The responder's state machine: (bytes, source, transport, now) -> actions. No I/O here.
+
+Actions are tuples the transport layer carries out:
+  ("send", data, udp_port)   send data to the source (UDP: to udp_port; TCP: on the connection)
+  ("close",)                 TCP: close the connection without a byte
+  ("block", address, secs)   ask the kernel block hook to drop address for secs
+  ("trace", event)           one trace record (only while the trace is on)
+"""
+
+from __future__ import annotations
+
+from sipresponder import policy
+from sipresponder.config import Config
+from sipresponder.digest import FAIL, OK, STALE, Authenticator, Credentials
+from sipresponder.limits import BoundedTable, RateLimiter, Suspensions
+from sipresponder.message import (
+    NotARequest,
+    ParseError,
+    Request,
+    build_response,
+    header_param,
+    parse_request,
+    split_top_via,
+    uri_user,
+)
+from sipresponder.policy import NetworkSet
+from sipresponder.registrar import RegisterRefused, Registrar
+from sipresponder.stats import Stats
+
+NOTHING: tuple = ()
+CLOSE = (("close",),)
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
+REASONS = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 407: "Proxy Authentication Required",
+           481: "Call/Transaction Does Not Exist", 501: "Not Implemented"}  # fmt: skip
+
+
+def _split_contacts(value: str) -> list[str]:
+    """Split a Contact header value at commas that are outside <...> and quotes."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for index, char in enumerate(value):
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == "<":
+            depth += 1
+        elif not quoted and char == ">":
+            depth -= 1
+        elif not quoted and depth == 0 and char == ",":
+            parts.append(value[start:index].strip())
+            start = index + 1
+    parts.append(value[start:].strip())
+    return [p for p in parts if p]
+
+
+def _contact_uri(contact: str) -> str:
+    if "<" in contact:
+        return contact[contact.find("<") + 1 : contact.find(">")].strip()
+    return contact.partition(";")[0].strip()
+
+
+class Core:
+    def __init__(self, config: Config, secret: bytes, now: float):
+        settings = config.settings
+        capacity = settings.limits_max_tracked_sources
+        # State that survives a reload (registrations, suspensions, nonces, transactions).
+        self.stats = Stats()
+        self.registrar = Registrar(config.softswitch.register_replace, config.softswitch.endpoint_expire)
+        soft = config.softswitch
+        self.suspensions = Suspensions(soft.max_retry, soft.failed_suspend, capacity)
+        self.rate = RateLimiter(settings.limits_rate_per_source, settings.limits_rate_burst, capacity)
+        self.auth = Authenticator(secret, settings.auth_realm, settings.auth_algorithms,
+                                  settings.auth_nonce_lifetime, capacity)
+        self.transactions = BoundedTable(4096)  # recent final answers, for retransmissions
+        self.started = now
+        self.trace_on = settings.trace_enabled
+        self.apply(config)
+
+    def apply(self, config: Config) -> None:
+        """Take a new (already validated) configuration without losing state."""
+        soft, endpoints, settings = config.softswitch, config.endpoints, config.settings
+        self.config = config
+        self.reply_unauthorized = soft.reply_unauthorized
+        self.challenge_status = soft.challenge_mode
+        self.challenge_header = "WWW-Authenticate" if soft.challenge_mode == 401 else "Proxy-Authenticate"
+        self.registrar.configure(soft.register_replace, soft.endpoint_expire)
+        self.suspensions.configure(soft.max_retry, soft.failed_suspend)
+        self.rate.rate, self.rate.burst = settings.limits_rate_per_source, settings.limits_rate_burst
+        self.auth.realm, self.auth.algorithms = settings.auth_realm, settings.auth_algorithms
+        self.auth.lifetime = settings.auth_nonce_lifetime
+        self.accounts = endpoints.accounts
+        self.gateways = NetworkSet(endpoints.gateway_networks)
+        self.account_networks = {name: NetworkSet(a.networks) for name, a in endpoints.accounts.items()}
+        self.account_anywhere = any(a.anywhere for a in endpoints.accounts.values())
+        self.all_account_networks = NetworkSet(n for a in endpoints.accounts.values() for n in a.networks)
+        self.scanners = tuple(ua.lower() for ua in settings.scanner_user_agents)
+        self.server = settings.identity_server_header
+        self.max_bytes = settings.limits_max_message_bytes
+        self.final = (settings.invite_final_status, settings.invite_final_reason)
+
+    # ------------------------------------------------------------------ classification
+
+    def _in_account_network(self, address: str) -> bool:
+        return self.account_anywhere or address in self.all_account_networks
+
+    def accept_tcp(self, address: str, now: float) -> bool:
+        """Whether to keep a new TCP connection: in Off mode strangers are closed unread."""
+        if self.suspensions.is_suspended(address, now):
+            return False
+        return self.reply_unauthorized or self._source_kind(address, "REGISTER") != policy.UNKNOWN
+
+    def _source_kind(self, address: str, method: str) -> str:
+        if address in self.gateways:
+            return policy.GATEWAY
+        if address in self.registrar.sources:
+            return policy.REGISTERED
+        if method == "REGISTER" and self._in_account_network(address):
+            return policy.ACCOUNT_NETWORK
+        return policy.UNKNOWN
+
+    def _is_scanner(self, user_agent: str) -> bool:
+        agent = user_agent.lower()
+        return any(name in agent for name in self.scanners) if agent else False
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(self, data: bytes, address: str, port: int, transport: str, now: float):  # noqa: PLR0911
+        counts = self.stats.counts
+        counts["received"] += 1
+        # Fast path: a stranger in Off mode costs a few set lookups and no parsing.
+        if (
+            not self.reply_unauthorized
+            and address not in self.registrar.sources
+            and address not in self.gateways
+            and not (data.startswith(b"REGISTER") and self._in_account_network(address))
+        ):
+            counts["dropped_unknown"] += 1
+            if self.trace_on:
+                return self._dropped(data, address, port, transport, now, policy.UNKNOWN, transport)
+            return CLOSE if transport == "tcp" else NOTHING
+        if len(data) > self.max_bytes:
+            counts["dropped_oversize"] += 1
+            return self._dropped(data, address, port, transport, now, "oversize", transport)
+        if self.suspensions.is_suspended(address, now):
+            counts["dropped_suspended"] += 1
+            return self._dropped(data, address, port, transport, now, policy.SUSPENDED, transport)
+        try:
+            request = parse_request(data, datagram=transport == "udp")
+        except NotARequest:
+            return NOTHING
+        except ParseError as error:
+            return self._bad_request(error, address, port, transport, now)
+        return self._answer(request, data, address, port, transport, now)
+
+    def _answer(self, request: Request, data: bytes, address: str, port: int, transport: str, now: float):
+        """Apply the decision table to a well-formed request."""
+        counts = self.stats.counts
+        if self._is_scanner(request.user_agent):
+            counts["dropped_scanner"] += 1
+            return self._dropped(data, address, port, transport, now, policy.SCANNER, transport, request)
+        kind = self._source_kind(address, request.method)
+        action = policy.decide(kind, request.method, self.reply_unauthorized)
+        if action == policy.DROP:
+            counts["dropped_unknown"] += 1
+            return self._dropped(data, address, port, transport, now, kind, transport, request)
+        if not self.rate.allow(address, now):
+            counts["dropped_rate"] += 1
+            return self._dropped(data, address, port, transport, now, "rate-limit", transport, request)
+        if action == policy.FORBID:
+            out = [self._reply(request, 403, address, port)]
+        elif action == policy.CHALLENGE:
+            out = self._challenge_unknown(request, address, port, now)
+        else:
+            out = self._process(request, kind, address, port, now)
+        if self.trace_on:
+            status = out[0][1][8:11].decode() if out and out[0][0] == "send" else ""
+            out.append(("trace", self._event(now, address, port, transport, request.method,
+                                             request.user_agent, action, kind, status)))
+        return out
+
+    # ------------------------------------------------------------------ replies
+
+    def _reply(self, request: Request, status: int, address: str, port: int, extra=(), reason: str = ""):
+        counts = self.stats.counts
+        if status in (401, 407):
+            counts["replied_challenge"] += 1
+        elif status == 403 and not extra:
+            counts["replied_forbidden"] += 1
+        elif status < 300:
+            counts["replied_ok"] += 1
+        elif status >= 400:
+            counts["replied_error"] += 1
+        else:
+            counts["replied_other"] += 1
+        data, udp_port = build_response(request, status, reason or REASONS.get(status, "Error"),
+                                        address, port, extra, self.server)
+        return ("send", data, udp_port)
+
+    def _challenge(self, request: Request, address: str, port: int, now: float, stale: bool = False):
+        extra = [(self.challenge_header, value) for value in self.auth.challenges(now, stale)]
+        return self._reply(request, self.challenge_status, address, port, extra)
+
+    def _fail(self, address: str, now: float, out: list) -> None:
+        """Count a failed authentication; suspend the source (and ask for a kernel block) at the limit."""
+        self.stats.counts["auth_failure"] += 1
+        if self.suspensions.fail(address, now):
+            self.stats.counts["suspensions"] += 1
+            out.append(("block", address, self.suspensions.suspend_seconds))
+
+    def _challenge_unknown(self, request: Request, address: str, port: int, now: float):
+        # Identical to a real account's challenge; credentials from a stranger can never succeed.
+        out = [self._challenge(request, address, port, now)]
+        if self._credentials(request) is not None:
+            self._fail(address, now, out)
+        return out
+
+    def _bad_request(self, error: ParseError, address: str, port: int, transport: str, now: float):
+        request = error.request
+        recognised = address in self.gateways or address in self.registrar.sources
+        if request is None or request.method == "ACK" or not (recognised or self.reply_unauthorized):
+            self.stats.counts["dropped_malformed"] += 1
+            return self._dropped(b"", address, port, transport, now, f"malformed: {error.reason}", transport)
+        if not self.rate.allow(address, now):
+            self.stats.counts["dropped_rate"] += 1
+            return self._dropped(b"", address, port, transport, now, "rate-limit", transport)
+        out = [self._reply(request, error.status, address, port, error.extra, error.reason)]
+        if self.trace_on:
+            out.append(("trace", self._event(now, address, port, transport, request.method,
+                                             request.user_agent, "reject", error.reason, str(error.status))))
+        return out
+
+    # ------------------------------------------------------------------ recognised sources
+
+    def _process(self, request: Request, kind: str, address: str, port: int, now: float):
+        method = request.method
+        if method == "ACK":
+            return []
+        branch = header_param(split_top_via(request.headers["via"][0])[0], "branch") or ""
+        key = (branch, method, request.get("call-id"), request.get("cseq"))
+        cached = self.transactions.get(key) if branch else None
+        if cached is not None:
+            # A retransmission: the same answer again, without counting anything twice.
+            return [("send", cached[0], cached[1])]
+        if method == "OPTIONS":
+            out = [self._reply(request, 200, address, port,
+                               [("Allow", ALLOW), ("Accept", "application/sdp")])]
+        elif method == "REGISTER":
+            out = self._register(request, address, port, now)
+        elif method == "INVITE":
+            out = self._invite(request, kind, address, port, now)
+        elif method == "CANCEL":
+            number = request.get("cseq").split(" ", 1)[0]
+            invite = (branch, "INVITE", request.get("call-id"), f"{number} INVITE")
+            out = [self._reply(request, 200 if invite in self.transactions else 481, address, port)]
+        elif method == "BYE":
+            out = [self._reply(request, 481, address, port)]  # a responder never establishes a dialog
+        else:
+            out = [self._reply(request, 501, address, port, [("Allow", ALLOW)])]
+        if branch and out and out[0][0] == "send":
+            self.transactions.put(key, out[0][1:])
+        return out
+
+    def _credentials(self, request: Request) -> Credentials | None:
+        value = request.get("authorization") or request.get("proxy-authorization")
+        return Credentials.from_header(value) if value else None
+
+    def _authenticate(self, request: Request, address: str, port: int, now: float, out: list):
+        """The authenticated account, or None after appending the reply (challenge) to out."""
+        creds = self._credentials(request)
+        if creds is None:
+            out.append(self._challenge(request, address, port, now))
+            return None
+        account = self.accounts.get(creds.username)
+        if account is not None and not (account.anywhere or address in self.account_networks[creds.username]):
+            account = None  # not allowed from here: fails exactly like a missing account
+        if request.method == "REGISTER" and uri_user(request.get("to")) != creds.username:
+            account = None
+        result = self.auth.verify(creds, request.method, account, now)
+        if result == OK:
+            self.stats.counts["auth_success"] += 1
+            self.suspensions.succeed(address)
+            return account
+        out.append(self._challenge(request, address, port, now, stale=result == STALE))
+        if result == FAIL:
+            self._fail(address, now, out)
+        return None
+
+    def _register(self, request: Request, address: str, port: int, now: float):
+        out: list = []
+        account = self._authenticate(request, address, port, now, out)
+        if account is None:
+            return out
+        contacts = [c for value in request.headers.get("contact", []) for c in _split_contacts(value)]
+        wildcard = contacts == ["*"]
+        default = request.get("expires", str(self.config.softswitch.endpoint_expire))
+        if wildcard and default.strip() != "0":
+            return [self._reply(request, 400, address, port, reason="Wildcard Needs Expires 0")]
+        parsed = []
+        for contact in contacts if not wildcard else []:
+            expires = header_param(contact, "expires") or default
+            if not expires.strip().isdigit() or contact == "*":
+                return [self._reply(request, 400, address, port, reason="Bad Contact")]
+            parsed.append((_contact_uri(contact), int(expires)))
+        try:
+            bindings = self.registrar.update(account.username, parsed, wildcard, address, now)
+        except RegisterRefused as refused:
+            return [self._reply(request, refused.status, address, port, reason=refused.reason)]
+        extra = [("Contact", f"<{b.contact}>;expires={int(b.expires_at - now)}") for b in bindings]
+        return [self._reply(request, 200, address, port, extra)]
+
+    def _invite(self, request: Request, kind: str, address: str, port: int, now: float):
+        # A responder, not a proxy: an accepted INVITE gets the configured final answer, never a call.
+        out: list = []
+        if kind != policy.GATEWAY and self._authenticate(request, address, port, now, out) is None:
+            return out
+        status, reason = self.final
+        return [self._reply(request, status, address, port, reason=reason)]
+
+    # ------------------------------------------------------------------ trace and housekeeping
+
+    def _event(self, now, address, port, transport, method, agent, decision, reason, status=""):
+        return {"ts": round(now, 3), "src": address, "port": port, "transport": transport,
+                "method": method, "ua": agent[:120], "decision": decision, "reason": reason, "status": status}
+
+    def _dropped(self, data, address, port, transport, now, reason, kind, request=None):
+        close = CLOSE if kind == "tcp" else NOTHING
+        if not self.trace_on:
+            return close
+        method, agent = "", ""
+        if request is not None:
+            method, agent = request.method, request.user_agent
+        elif data:
+            method = data[:16].split(b" ", 1)[0].decode("latin-1")[:16]
+            for line in data[:2048].split(b"\r\n"):
+                if line[:11].lower() == b"user-agent:":
+                    agent = line[11:].strip().decode("latin-1")
+                    break
+            if reason == policy.UNKNOWN and self._is_scanner(agent):
+                reason = policy.SCANNER
+        return [*close, ("trace", self._event(now, address, port, transport, method, agent, "drop", reason))]
+
+    def tick(self, now: float) -> None:
+        """Periodic housekeeping: expire bindings, refresh gauges."""
+        self.registrar.expire(now)
+        gauges = self.stats.gauges
+        gauges["bindings"] = self.registrar.count()
+        gauges["suspended_sources"] = self.suspensions.active(now)
+        gauges["tracked_sources"] = len(self.rate.table) + len(self.suspensions.failures)
+        gauges["uptime_seconds"] = round(now - self.started, 1)
+        gauges["trace_enabled"] = int(self.trace_on)

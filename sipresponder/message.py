@@ -1,0 +1,296 @@
+"""SIP request parsing and response building (RFC 3261, with RFC 4475's error mapping).
+
+Pure functions over bytes: no sockets, no clock. Text is decoded as latin-1, which maps
+every byte to one character, so whatever we copy into a response goes back byte for byte.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+# RFC 3261 §7.3.3 compact forms, plus the common extension ones.
+COMPACT = {
+    "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
+    "c": "content-type", "k": "supported", "e": "content-encoding", "s": "subject", "o": "event",
+}  # fmt: skip
+REQUIRED = ("via", "from", "to", "call-id", "cseq")
+URI_SCHEMES = ("sip", "sips", "tel")
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+MAX_CSEQ = 2**31 - 1
+
+
+class ParseError(Exception):
+    """The message is not acceptable; `status`/`reason` say how to answer (RFC 4475 mapping).
+
+    `request` is the partly parsed request when it has enough to build a reply, else None.
+    """
+
+    def __init__(self, status: int, reason: str, request: Request | None = None, extra=()):
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.request = request
+        self.extra = tuple(extra)
+
+
+class NotARequest(Exception):
+    """A response or keep-alive reached us: a UAS ignores those (RFC 3261 §18.1.2)."""
+
+
+class Request:
+    __slots__ = ("body", "headers", "method", "uri", "version")
+
+    def __init__(self, method: str, uri: str, version: str, headers: dict[str, list[str]], body: bytes):
+        self.method = method
+        self.uri = uri
+        self.version = version
+        self.headers = headers  # lower-case full name -> values in order (one per header line)
+        self.body = body
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.headers.get(name)
+        return values[0] if values else default
+
+    def has_required(self) -> bool:
+        return all(name in self.headers for name in REQUIRED)
+
+    @property
+    def user_agent(self) -> str:
+        return self.get("user-agent")
+
+    @property
+    def cseq_method(self) -> str:
+        return self.get("cseq").partition(" ")[2].strip()
+
+
+def split_head(data: bytes) -> tuple[bytes, bytes] | None:
+    """Split at the blank line; None when there is none."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    return (head, body) if sep else None
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+
+
+def _split_lines(head: str) -> list[str]:
+    """Header lines with RFC 3261 §7.3.1 folding (continuation lines start with SP/HT) undone."""
+    lines: list[str] = []
+    for line in head.split("\r\n"):
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
+
+
+def parse_request(data: bytes, datagram: bool = True) -> Request:
+    """Parse one request. Raises NotARequest for responses/keep-alives, ParseError otherwise."""
+    parts = split_head(data)
+    if parts is None:
+        if not data.strip():
+            raise NotARequest("keep-alive")
+        head_bytes, body = data, b""
+        missing_blank_line = True
+    else:
+        head_bytes, body = parts
+        missing_blank_line = False
+    head = head_bytes.decode("latin-1")
+    lines = _split_lines(head.lstrip("\r\n"))
+    first = lines[0]
+    if first.startswith("SIP/"):
+        raise NotARequest("response")
+    headers: dict[str, list[str]] = {}
+    bad_header = False
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t").lower()
+        if not colon or not _is_token(name):
+            bad_header = True
+            continue
+        headers.setdefault(COMPACT.get(name, name), []).append(value.strip(" \t"))
+    pieces = first.split(" ")
+    if len(pieces) != 3:
+        request = Request("", "", "", headers, b"")
+        raise ParseError(400, "Bad Request Line", request if request.has_required() else None)
+    method, uri, version = pieces
+    request = Request(method, uri, version, headers, b"")
+    answerable = request if request.has_required() else None
+    if not _is_token(method):
+        raise ParseError(400, "Bad Method", answerable)
+    if version.upper() != "SIP/2.0":
+        if version.upper().startswith("SIP/"):
+            raise ParseError(505, "Version Not Supported", answerable)
+        raise ParseError(400, "Bad Request Line", answerable)
+    if answerable is None:
+        raise ParseError(400, "Missing Mandatory Header", None)
+    if bad_header or missing_blank_line:
+        raise ParseError(400, "Malformed Header", request)
+    request.body = _body(request, body, datagram)
+    _check_headers(request)
+    return request
+
+
+def _body(request: Request, body: bytes, datagram: bool) -> bytes:
+    lengths = set(request.headers.get("content-length", []))
+    if not lengths:
+        return body if datagram else b""
+    if len(lengths) > 1:
+        raise ParseError(400, "Conflicting Content-Length", request)
+    text = lengths.pop()
+    if not text.isdigit():
+        raise ParseError(400, "Bad Content-Length", request)
+    length = int(text)
+    if length > len(body):
+        # §18.3: a datagram that ends before its declared body is an error.
+        raise ParseError(400, "Content-Length Too Large", request)
+    return body[:length]
+
+
+def _check_headers(request: Request) -> None:
+    cseq_number, _, cseq_method = request.get("cseq").partition(" ")
+    cseq_method = cseq_method.strip()
+    if not cseq_number.isdigit() or int(cseq_number) > MAX_CSEQ or not _is_token(cseq_method):
+        raise ParseError(400, "Bad CSeq", request)
+    if cseq_method != request.method:
+        raise ParseError(400, "CSeq Method Mismatch", request)
+    for name in ("call-id", "from", "to", "cseq"):
+        if len(request.headers[name]) != 1 or not request.headers[name][0]:
+            raise ParseError(400, f"Bad {name.title()} Header", request)
+    forwards = request.get("max-forwards", "70")
+    if not forwards.isdigit() or int(forwards) > 255:
+        raise ParseError(400, "Bad Max-Forwards", request)
+    if _uri_of(request.get("from")) is None or _uri_of(request.get("to")) is None:
+        raise ParseError(400, "Bad From/To URI", request)
+    scheme, colon, rest = request.uri.partition(":")
+    if not colon or not rest or not _is_token(scheme):
+        raise ParseError(400, "Bad Request-URI", request)
+    if scheme.lower() not in URI_SCHEMES:
+        raise ParseError(416, "Unsupported URI Scheme", request)
+    if request.method not in ("ACK", "CANCEL"):
+        required = [tag for value in request.headers.get("require", []) for tag in _list(value)]
+        if required:
+            raise ParseError(420, "Bad Extension", request, [("Unsupported", ", ".join(required))])
+    if request.method == "INVITE" and request.body:
+        kind = request.get("content-type").split(";")[0].strip().lower()
+        encoding = request.get("content-encoding", "identity").strip().lower()
+        if kind != "application/sdp" or encoding not in ("identity", ""):
+            raise ParseError(415, "Unsupported Media Type", request, [("Accept", "application/sdp")])
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _uri_of(name_addr: str) -> str | None:
+    """The URI inside a From/To/Contact value (name-addr or addr-spec), None if unparseable."""
+    if "<" in name_addr:
+        start = name_addr.find("<")
+        end = name_addr.find(">", start)
+        return name_addr[start + 1 : end] if end > start else None
+    uri = name_addr.split(";", 1)[0].strip()
+    return uri if ":" in uri else None
+
+
+def uri_user(name_addr: str) -> str:
+    """The user part of the URI in a From/To value ("" when there is none)."""
+    uri = _uri_of(name_addr) or ""
+    rest = uri.partition(":")[2]
+    user, at, _ = rest.partition("@")
+    return user.split(";", 1)[0] if at else ""
+
+
+def header_param(value: str, name: str) -> str | None:
+    """A ;name=value parameter of a header value outside its <URI> ("" for a flag)."""
+    tail = value[value.rfind(">") + 1 :] if ">" in value else value
+    for part in tail.split(";")[1:]:
+        key, eq, param = part.partition("=")
+        if key.strip().lower() == name:
+            return param.strip() if eq else ""
+    return None
+
+
+# --------------------------------------------------------------------------- Via and routing
+
+
+def split_top_via(via_line: str) -> tuple[str, str]:
+    """Split one Via header line into (top value, rest-with-leading-comma-or-empty)."""
+    quoted = False
+    for index, char in enumerate(via_line):
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            return via_line[:index].strip(), via_line[index:]
+    return via_line.strip(), ""
+
+
+def via_sent_by(top_via: str) -> tuple[str, int | None]:
+    """(host, port or None) of the sent-by part of a Via value."""
+    sent_by = top_via.split(";", 1)[0].strip().split(None, 1)[-1].strip()
+    if sent_by.startswith("["):
+        host, _, rest = sent_by[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = sent_by.partition(":")
+    return host, int(port) if port.strip().isdigit() and 0 < int(port) < 65536 else None
+
+
+def route_via(top_via: str, src_ip: str, src_port: int) -> tuple[str, int]:
+    """RFC 3261 §18.2.2 + RFC 3581: the rewritten top Via and the port to answer to over UDP.
+
+    The address is always the packet's source (the `received` rule); maddr is ignored on purpose,
+    since honouring it would let anyone aim our replies at a third party.
+    """
+    host, port = via_sent_by(top_via)
+    params = top_via.split(";")
+    out = [params[0]]
+    rport = False
+    for param in params[1:]:
+        key = param.split("=", 1)[0].strip().lower()
+        if key == "rport":
+            rport = True
+            continue
+        if key == "received":
+            continue
+        out.append(param)
+    if host.strip("[]") != src_ip or rport:
+        out.append(f"received={src_ip}")
+    if rport:
+        out.append(f"rport={src_port}")
+        return ";".join(out), src_port
+    return ";".join(out), port or 5060
+
+
+def to_tag_for(request: Request) -> str:
+    """A To tag that is the same for retransmissions of one request (so they get identical answers)."""
+    seed = request.get("call-id") + request.get("from") + request.get("cseq")
+    return format(zlib.crc32(seed.encode("latin-1")), "08x")
+
+
+def build_response(
+    request: Request,
+    status: int,
+    reason: str,
+    src_ip: str,
+    src_port: int,
+    extra: tuple[tuple[str, str], ...] | list[tuple[str, str]] = (),
+    server: str = "",
+) -> tuple[bytes, int]:
+    """The response bytes and the UDP port they go to."""
+    vias = request.headers["via"]
+    top, rest = split_top_via(vias[0])
+    top, port = route_via(top, src_ip, src_port)
+    lines = [f"SIP/2.0 {status} {reason}", f"Via: {top}{rest}"]
+    lines.extend(f"Via: {via}" for via in vias[1:])
+    to = request.get("to")
+    if status > 100 and header_param(to, "tag") is None:
+        to = f"{to};tag={to_tag_for(request)}"
+    lines.append(f"From: {request.get('from')}")
+    lines.append(f"To: {to}")
+    lines.append(f"Call-ID: {request.get('call-id')}")
+    lines.append(f"CSeq: {request.get('cseq')}")
+    lines.extend(f"{name}: {value}" for name, value in extra)
+    if server:
+        lines.append(f"Server: {server}")
+    lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), port

@@ -1,0 +1,485 @@
+"""The thin I/O layer: sockets, the event loop, signals, the control socket, Prometheus.
+
+One process, one selector loop. UDP sockets are drained in batches so a flood costs one
+select() per batch, and the clock is read once per batch. TCP connections are framed by
+Content-Length, capped in number, size and idle time. Everything the core decides comes
+back as actions (see core.py), carried out here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from sipresponder import config as config_mod
+from sipresponder.blocker import Blocker
+from sipresponder.core import Core
+from sipresponder.trace import Trace
+
+UDP_BATCH = 256  # datagrams handled per readiness event before looking at other sockets
+TCP_READ = 65536
+
+
+def log(message: str) -> None:
+    print(f"sipresponder: {message}", file=sys.stderr, flush=True)
+
+
+def _endpoints(cfg: config_mod.Config) -> set[tuple[str, str, int]]:
+    settings = cfg.settings
+    return {
+        (transport, address, port)
+        for transport in settings.listen_transports
+        for address in settings.listen_addresses
+        for port in cfg.softswitch.sip_ports
+    }
+
+
+def _open(transport: str, address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            # "0.0.0.0" and "::" side by side need a v6-only socket; it also keeps
+            # v4-mapped addresses out of the source-address checks.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == socket.SOCK_DGRAM:
+            with contextlib.suppress(OSError):  # a bigger buffer rides out bursts; best effort
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.bind((address, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Connection:
+    __slots__ = ("address", "inbuf", "last", "outbuf", "port", "sock")
+
+    def __init__(self, sock: socket.socket, address: str, port: int, now: float):
+        self.sock = sock
+        self.address = address
+        self.port = port
+        self.inbuf = b""
+        self.outbuf = b""
+        self.last = now
+
+
+def _frame(buffer: bytes, limit: int) -> tuple[bytes | None, bytes, bool]:
+    """Cut one message off a TCP stream: (message or None, rest, too_big)."""
+    buffer = buffer.lstrip(b"\r\n")  # CRLF keep-alives between messages (RFC 5626 §3.5.1)
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None, buffer, len(buffer) > limit
+    length = 0
+    for line in buffer[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() in (b"content-length", b"l"):
+            value = value.strip()
+            if not value.isdigit():
+                return None, buffer, True  # unframeable: the connection cannot be trusted any more
+            length = int(value)
+            break
+    total = end + 4 + length
+    if total > limit:
+        return None, buffer, True
+    if len(buffer) < total:
+        return None, buffer, False
+    return buffer[:total], buffer[total:], False
+
+
+class Server:
+    def __init__(self, cfg: config_mod.Config, paths: tuple[str, str, str]):
+        self.paths = paths
+        self.cfg = cfg
+        now = time.time()
+        self.core = Core(cfg, os.urandom(32), now)
+        self.trace = Trace(cfg.settings.trace_path, False)
+        self.selector = selectors.DefaultSelector()
+        self.listeners: dict[tuple[str, str, int], socket.socket] = {}
+        self.connections: dict[socket.socket, Connection] = {}
+        self.blocker = Blocker(cfg.settings.blocking_ipset4, cfg.settings.blocking_ipset6)
+        self.running = True
+        self.reload_requested = False
+        self.control: socket.socket | None = None
+        self.prometheus: socket.socket | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def open_listeners(self, wanted: set[tuple[str, str, int]]) -> None:
+        """Open what is missing, then close what is no longer wanted; all or nothing."""
+        opened = {}
+        try:
+            for endpoint in sorted(wanted - set(self.listeners)):
+                opened[endpoint] = _open(*endpoint)
+        except OSError as exc:
+            for sock in opened.values():
+                sock.close()
+            transport, address, port = endpoint
+            problem = f"cannot listen on {transport} {address} port {port}: {exc.strerror}"
+            raise config_mod.ConfigError([problem]) from None
+        for endpoint, sock in opened.items():
+            handler = self.on_udp if endpoint[0] == "udp" else self.on_accept
+            self.selector.register(sock, selectors.EVENT_READ, handler)
+            self.listeners[endpoint] = sock
+        for endpoint in set(self.listeners) - wanted:
+            sock = self.listeners.pop(endpoint)
+            self.selector.unregister(sock)
+            sock.close()
+
+    def open_local(self) -> None:
+        settings = self.cfg.settings
+        if settings.stats_control_socket:
+            path = settings.stats_control_socket
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                old_umask = os.umask(0o177)  # only our user (and root) may talk to it
+                try:
+                    sock.bind(path)
+                finally:
+                    os.umask(old_umask)
+                sock.listen(8)
+            except OSError as exc:
+                sock.close()
+                raise config_mod.ConfigError([f"cannot open control socket {path}: {exc.strerror}"]) from None
+            sock.setblocking(False)
+            self.control = sock
+            self.selector.register(sock, selectors.EVENT_READ, self.on_control)
+        if settings.stats_prometheus_listen:
+            host, _, port = settings.stats_prometheus_listen.rpartition(":")
+            host = host.strip("[]")
+            try:
+                sock = _open("tcp", host, int(port))
+            except OSError as exc:
+                raise config_mod.ConfigError(
+                    [f"cannot listen for Prometheus on {settings.stats_prometheus_listen}: {exc.strerror}"]
+                ) from None
+            self.prometheus = sock
+            self.selector.register(sock, selectors.EVENT_READ, self.on_prometheus)
+
+    def install_signals(self) -> None:
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        signal.set_wakeup_fd(self.wake_w.fileno(), warn_on_full_buffer=False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, self.on_wake)
+        signal.signal(signal.SIGHUP, lambda *_: setattr(self, "reload_requested", True))
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
+        signal.signal(signal.SIGUSR1, lambda *_: self.set_trace(not self.core.trace_on))
+
+    # ------------------------------------------------------------------ the loop
+
+    def serve(self) -> None:
+        if self.cfg.settings.trace_enabled:
+            self.set_trace(True)
+        self.blocker.start()
+        listening = ", ".join(f"{t} {a} port {p}" for t, a, p in sorted(self.listeners))
+        mode = "On" if self.cfg.softswitch.reply_unauthorized else "Off"
+        log(f"ready: SS_REPLY_UNAUTHORIZED={mode}; listening on {listening}")
+        next_tick = 0.0
+        select = self.selector.select
+        while self.running:
+            for key, _ in select(0.5):
+                key.data(key.fileobj)
+            now = time.time()
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload()
+            if now >= next_tick:
+                next_tick = now + 1.0
+                self.housekeeping(now)
+        self.shutdown()
+
+    def housekeeping(self, now: float) -> None:
+        self.core.tick(now)
+        self.trace.flush()
+        counts = self.core.stats.counts
+        counts["block_hook_calls"], counts["block_hook_errors"] = self.blocker.calls, self.blocker.errors
+        idle = self.cfg.settings.limits_tcp_idle_seconds
+        for conn in [c for c in self.connections.values() if now - c.last > idle]:
+            self.close(conn)
+        self.core.stats.gauges["tcp_connections"] = len(self.connections)
+
+    def shutdown(self) -> None:
+        for conn in list(self.connections.values()):
+            self.close(conn)
+        for sock in [*self.listeners.values(), self.control, self.prometheus]:
+            if sock is not None:
+                sock.close()
+        if self.control is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.cfg.settings.stats_control_socket)
+        self.blocker.stop()
+        self.trace.close()
+        log("stopped")
+
+    # ------------------------------------------------------------------ actions
+
+    def carry_out(self, actions, sock: socket.socket, address: str, conn: Connection | None) -> None:
+        for action in actions:
+            kind = action[0]
+            if kind == "send":
+                if conn is None:
+                    # ENOBUFS under a flood or an unreachable port: UDP is best effort.
+                    with contextlib.suppress(OSError):
+                        sock.sendto(action[1], (address, action[2]))
+                else:
+                    self.send_tcp(conn, action[1])
+            elif kind == "trace":
+                if self.trace.enabled:
+                    self.trace.write(action[1])
+            elif kind == "block":
+                self.blocker.submit(action[1], action[2])
+            elif kind == "close" and conn is not None:
+                self.close(conn)
+
+    # ------------------------------------------------------------------ UDP
+
+    def on_udp(self, sock: socket.socket) -> None:
+        recvfrom = sock.recvfrom
+        handle = self.core.handle
+        size = self.cfg.settings.limits_max_message_bytes + 1
+        now = time.time()
+        for _ in range(UDP_BATCH):
+            try:
+                data, peer = recvfrom(size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # e.g. ICMP port unreachable reported on a later recv
+            actions = handle(data, peer[0], peer[1], "udp", now)
+            if actions:
+                self.carry_out(actions, sock, peer[0], None)
+
+    # ------------------------------------------------------------------ TCP
+
+    def on_accept(self, listener: socket.socket) -> None:
+        now = time.time()
+        for _ in range(64):
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if len(self.connections) >= self.cfg.settings.limits_tcp_max_connections:
+                self.core.stats.counts["tcp_connections_refused"] += 1
+                sock.close()
+                continue
+            if not self.core.accept_tcp(peer[0], now):
+                # Off mode: a stranger's connection is closed before a byte is read or written.
+                self.core.stats.counts["dropped_unknown"] += 1
+                if self.core.trace_on:
+                    self.trace.write(self.core._event(now, peer[0], peer[1], "tcp", "", "", "drop",
+                                                      "unknown (TCP connection closed)"))
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = Connection(sock, peer[0], peer[1], now)
+            self.connections[sock] = conn
+            self.selector.register(sock, selectors.EVENT_READ, self.on_tcp)
+
+    def on_tcp(self, sock: socket.socket) -> None:
+        conn = self.connections.get(sock)
+        if conn is None:
+            return
+        try:
+            data = sock.recv(TCP_READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close(conn)
+            return
+        now = time.time()
+        conn.last = now
+        conn.inbuf += data
+        limit = self.cfg.settings.limits_max_message_bytes
+        while conn.sock in self.connections:
+            message, conn.inbuf, too_big = _frame(conn.inbuf, limit)
+            if too_big:
+                self.core.stats.counts["dropped_oversize"] += 1
+                self.close(conn)
+                return
+            if message is None:
+                return
+            actions = self.core.handle(message, conn.address, conn.port, "tcp", now)
+            self.carry_out(actions, sock, conn.address, conn)
+
+    def send_tcp(self, conn: Connection, data: bytes) -> None:
+        if conn.outbuf:
+            conn.outbuf += data
+            return
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close(conn)
+            return
+        if sent < len(data):
+            conn.outbuf = data[sent:]
+            self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self.on_tcp_event)
+
+    def on_tcp_event(self, sock: socket.socket) -> None:
+        conn = self.connections.get(sock)
+        if conn is None:
+            return
+        if conn.outbuf:
+            try:
+                sent = sock.send(conn.outbuf)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.close(conn)
+                return
+            conn.outbuf = conn.outbuf[sent:]
+            if len(conn.outbuf) > 4 * TCP_READ:
+                self.close(conn)  # a peer that does not read its answers gets no more
+                return
+            if not conn.outbuf:
+                self.selector.modify(sock, selectors.EVENT_READ, self.on_tcp)
+        self.on_tcp(sock)
+
+    def close(self, conn: Connection) -> None:
+        if self.connections.pop(conn.sock, None) is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(conn.sock)
+            conn.sock.close()
+
+    # ------------------------------------------------------------------ local control
+
+    def on_wake(self, sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.recv(512)
+
+    def command(self, line: str) -> dict:
+        words = line.split()
+        if words == ["stats"]:
+            self.core.tick(time.time())
+            return {"ok": True, "stats": self.core.stats.snapshot()}
+        if len(words) == 2 and words[0] == "trace" and words[1] in ("on", "off"):
+            ok = self.set_trace(words[1] == "on")
+            return {"ok": ok, "trace": self.core.trace_on, **({"error": self.trace.error} if not ok else {})}
+        if words == ["reload"]:
+            return {"ok": self.reload()}
+        return {"ok": False, "error": "unknown command; try: stats, trace on, trace off, reload"}
+
+    def on_control(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        with sock:
+            sock.settimeout(0.5)  # a local client that stalls must not stall the loop for long
+            try:
+                line = sock.recv(256).decode("utf-8", "replace")
+                sock.sendall((json.dumps(self.command(line)) + "\n").encode())
+            except OSError:
+                pass
+
+    def on_prometheus(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        with sock:
+            sock.settimeout(0.5)
+            try:
+                sock.recv(4096)
+                self.core.tick(time.time())
+                body = self.core.stats.prometheus().encode()
+                head = (f"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n").encode()
+                sock.sendall(head + body)
+            except OSError:
+                pass
+
+    def set_trace(self, enabled: bool) -> bool:
+        ok = self.trace.switch(enabled)
+        self.core.trace_on = self.trace.enabled
+        log(f"trace {'on' if self.trace.enabled else 'off'}" + ("" if ok else f": {self.trace.error}"))
+        return ok
+
+    def reload(self) -> bool:
+        """SIGHUP: a valid new configuration applies; an invalid one is refused and the old one stays."""
+        counts = self.core.stats.counts
+        try:
+            cfg = config_mod.load(*self.paths)
+            self.open_listeners(_endpoints(cfg))
+        except config_mod.ConfigError as exc:
+            counts["reload_failures"] += 1
+            for problem in exc.problems:
+                log(f"reload refused, old configuration kept: {problem}")
+            return False
+        for warning in cfg.warnings:
+            log(f"warning: {warning}")
+        self.cfg = cfg
+        self.core.apply(cfg)
+        self.blocker.configure(cfg.settings.blocking_ipset4, cfg.settings.blocking_ipset6)
+        if cfg.settings.trace_path != self.trace.path:
+            self.trace.close()
+            self.trace.path = cfg.settings.trace_path
+        self.set_trace(cfg.settings.trace_enabled)
+        counts["reloads"] += 1
+        log("configuration reloaded")
+        return True
+
+
+def run(paths: tuple[str, str, str]) -> int:
+    try:
+        cfg = config_mod.load(*paths)
+    except config_mod.ConfigError as exc:
+        for problem in exc.problems:
+            log(f"error: {problem}")
+        return 2
+    for warning in cfg.warnings:
+        log(f"warning: {warning}")
+    server = Server(cfg, paths)
+    try:
+        server.open_listeners(_endpoints(cfg))
+        server.open_local()
+    except config_mod.ConfigError as exc:
+        for problem in exc.problems:
+            log(f"error: {problem}")
+        server.shutdown()
+        return 1
+    server.install_signals()
+    server.serve()
+    return 0
+
+
+def control_request(path: str, line: str, timeout: float = 3.0) -> dict:
+    """Send one command to a running responder's control socket (used by the CLI)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
+                reason += " (is sipresponder running?)"
+            raise ConnectionError(f"control socket {path}: {reason}") from None
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        raise ConnectionError(f"control socket {path}: unreadable answer") from None

@@ -1,0 +1,45 @@
+"""Counters, readable locally as JSON (control socket) or Prometheus text (loopback HTTP)."""
+
+from __future__ import annotations
+
+COUNTERS = {
+    "received": "requests received (all transports)",
+    "dropped_unknown": "requests from unknown sources dropped silently (SS_REPLY_UNAUTHORIZED=Off)",
+    "dropped_scanner": "requests dropped for a scanner User-Agent",
+    "dropped_suspended": "requests dropped from suspended sources",
+    "dropped_rate": "requests dropped by the per-source rate limit",
+    "dropped_malformed": "requests too broken to answer",
+    "dropped_oversize": "messages over max_message_bytes",
+    "replied_challenge": "401/407 challenges sent",
+    "replied_forbidden": "403 sent to unknown sources",
+    "replied_error": "4xx/5xx sent for malformed or unsupported requests",
+    "replied_ok": "2xx sent",
+    "replied_other": "other responses sent",
+    "auth_success": "successful digest authentications",
+    "auth_failure": "failed digest authentications",
+    "suspensions": "sources suspended after SS_AUTHENTICATION_MAX_RETRY failures",
+    "block_hook_calls": "ipset add commands run",
+    "block_hook_errors": "ipset add commands that failed or were skipped (queue full)",
+    "tcp_connections_refused": "TCP connections refused at tcp_max_connections",
+    "reloads": "successful configuration reloads",
+    "reload_failures": "refused configuration reloads",
+}
+
+
+class Stats:
+    def __init__(self):
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.gauges: dict[str, float] = {}
+
+    def snapshot(self) -> dict[str, float]:
+        return {**self.counts, **self.gauges}
+
+    def prometheus(self) -> str:
+        lines = []
+        for name, help_text in COUNTERS.items():
+            metric = f"sipresponder_{name}_total"
+            lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+            lines.append(f"{metric} {self.counts[name]}")
+        for name, value in sorted(self.gauges.items()):
+            lines += [f"# TYPE sipresponder_{name} gauge", f"sipresponder_{name} {value}"]
+        return "\n".join(lines) + "\n"
