@@ -257,3 +257,10 @@ def test_split_message_waits_for_the_whole_body():
     message = b"SIP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nbody"
     assert split_message(message[:-1]) is None
     assert split_message(message + b"SIP/2.0") == (message, b"SIP/2.0")
+
+
+def test_probes_in_check_mode_too(run_module, responder):
+    server = responder()
+    result = run_module("sipguard_sip_probe", {"host": "127.0.0.1", "port": server.port}, check=True)
+    assert result["status_code"] == 403
+    assert result["changed"] is False

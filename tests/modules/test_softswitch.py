@@ -202,3 +202,17 @@ def test_duplicate_key_is_set_everywhere_and_last_is_previous(run_module, tmp_pa
     )
     assert result["previous"] == {"SS_REPLY_UNAUTHORIZED": "Off"}
     assert path.read_text() == "SS_REPLY_UNAUTHORIZED=On\n# later override\nSS_REPLY_UNAUTHORIZED=On\n"
+
+
+def test_check_mode_does_not_create_a_missing_file(run_module, tmp_path):
+    path = tmp_path / "new.conf"
+    result = run_module(
+        "sipguard_softswitch",
+        {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}, "create": True},
+        check=True,
+        diff=True,
+    )
+    assert result["changed"]
+    assert result["diff"]["before"] == ""
+    assert result["diff"]["after"] == "SS_REPLY_UNAUTHORIZED=Off\n"
+    assert not path.exists()
