@@ -1,0 +1,315 @@
+"""sipguard_firewall for real: ansible runs the module inside a network namespace we create.
+
+Topology (both namespaces created here and deleted in the finalizer):
+
+    client netns  198.18.99.2, 198.18.99.3, 2001:2:99::2  --veth--  server netns  198.18.99.1, 2001:2:99::1
+
+The server namespace starts with a small firewall of its own (an ESTABLISHED,RELATED accept, an
+unrelated chain and ipset) so the tests can show the module leaves it alone. Every iptables/ipset/
+conntrack call goes through `ip netns exec`; this host's own firewall is never touched.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE = Path(sys.executable).with_name("ansible")
+SERVER4, SERVER6 = "198.18.99.1", "2001:2:99::1"
+CLIENT4, OTHER4, CLIENT6 = "198.18.99.2", "198.18.99.3", "2001:2:99::2"
+SCANNER = "OPTIONS sip:100@198.18.99.1 SIP/2.0\r\nUser-Agent: friendly-scanner\r\n\r\n"
+PHONE = "OPTIONS sip:100@198.18.99.1 SIP/2.0\r\nUser-Agent: Linphone/5.0\r\n\r\n"
+
+BASELINE = """*filter
+:other-chain - [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 2222 -j ACCEPT
+-A other-chain -j RETURN
+COMMIT
+"""
+
+# A UDP echo server: prints every datagram's source, answers it (so conntrack sees a reply).
+ECHO = r"""
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+sock = socket.socket(family, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], 5060))
+print("ready", flush=True)
+while True:
+    data, src = sock.recvfrom(4096)
+    print(src[0], data.split(b"\r\n")[-3].decode(errors="replace"), flush=True)
+    sock.sendto(b"SIP/2.0 200 OK\r\n\r\n", src)
+"""
+
+# Sends `count` datagrams from src:sport and prints how many were answered.
+SEND = r"""
+import socket, sys
+src, sport, dst, payload, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+sock = socket.socket(family, socket.SOCK_DGRAM)
+sock.bind((src, sport))
+sock.settimeout(0.3)
+answered = 0
+for _ in range(count):
+    sock.sendto(payload.encode(), (dst, 5060))
+    try:
+        sock.recvfrom(4096)
+        answered += 1
+    except TimeoutError:
+        pass
+print(answered)
+"""
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=60)
+
+
+class Lab:
+    """Two namespaces and the calls the tests make into them."""
+
+    def __init__(self, tag):
+        self.server, self.client = f"sgfw-s{tag}", f"sgfw-c{tag}"
+        self.name = f"sgt{tag}"[:12]  # the layer's name; not the default, so no host state is shared
+
+    def up(self):
+        sh("ip", "netns", "add", self.server)
+        sh("ip", "netns", "add", self.client)
+        sh("ip", "link", "add", "sgfw0", "netns", self.server, "type", "veth",
+           "peer", "name", "sgfw1", "netns", self.client)
+        for ns, dev, addrs in ((self.server, "sgfw0", [f"{SERVER4}/24", f"{SERVER6}/64"]),
+                               (self.client, "sgfw1", [f"{CLIENT4}/24", f"{OTHER4}/24", f"{CLIENT6}/64"])):
+            for addr in addrs:
+                sh("ip", "-n", ns, "addr", "add", addr, "dev", dev, *(["nodad"] if ":" in addr else []))
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for tool in ("iptables-restore", "ip6tables-restore"):
+            subprocess.run(["ip", "netns", "exec", self.server, tool], input=BASELINE, text=True, check=True)
+        self.srv("ipset", "create", "other-set", "hash:ip")
+
+    def down(self):
+        # state: absent also cancels a pending rollback sleeper before the namespace goes.
+        self.module({"state": "absent"}, check_ok=False)
+        for ns in (self.server, self.client):
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(f"/var/lib/sipguard/firewall/{self.name}", ignore_errors=True)
+
+    def srv(self, *args, check=True):
+        return sh("ip", "netns", "exec", self.server, *args, check=check).stdout
+
+    def snapshot(self):
+        """Everything of the server's firewall that must look the same after `state: absent`."""
+        def rules(tool):  # without the "# Generated ... on <time>" comments
+            return [line for line in self.srv(tool).splitlines() if not line.startswith("#")]
+
+        return rules("iptables-save"), rules("ip6tables-save"), self.srv("ipset", "list", "-n").split()
+
+    def input_rules(self):
+        return [line for line in self.srv("iptables-save", "-t", "filter").splitlines()
+                if line.startswith("-A INPUT ")]
+
+    def module(self, args, check=False, diff=False, check_ok=True):
+        """Run the module with `ansible localhost -m` inside the server namespace."""
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+                   ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_NOCOLOR="1")
+        args = {"name": self.name, **args}
+        if args.get("state", "present") == "present":
+            args.setdefault("persist", False)
+        cmd = ["ip", "netns", "exec", self.server, str(ANSIBLE), "localhost", "-m", "sipguard_firewall",
+               "-a", json.dumps(args)] + (["--check"] if check else []) + (["--diff"] if diff else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+                              check=False)
+        result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        if check_ok:
+            assert not result.get("failed"), result.get("msg")
+        return result
+
+    def echo_server(self, address):
+        proc = subprocess.Popen(["ip", "netns", "exec", self.server, sys.executable, "-c", ECHO, address],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    def send(self, src, payload, count=1, sport=40000):
+        dst = SERVER6 if ":" in src else SERVER4
+        out = sh("ip", "netns", "exec", self.client, sys.executable, "-c", SEND,
+                 src, str(sport), dst, payload, str(count)).stdout
+        return int(out)
+
+    def rule_packets(self, needle, version=4):
+        """Packet counter of the first rule of ours containing `needle`."""
+        save = self.srv("iptables-save" if version == 4 else "ip6tables-save", "-c", "-t", "filter")
+        for line in save.splitlines():
+            if needle in line and f"{self.name}-" in line:
+                return int(line[1:].split(":")[0])
+        raise AssertionError(f"no rule with {needle!r}")
+
+
+@pytest.fixture
+def lab():
+    if os.geteuid() != 0 or not shutil.which("ipset"):
+        pytest.skip("needs root, iproute2, iptables and ipset")
+    lab = Lab(os.getpid() % 100000)
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()
+
+
+def received(proc):
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    return out.splitlines()
+
+
+def test_apply_reapply_change_and_remove_leave_the_host_as_found(lab):
+    before = lab.snapshot()
+    options = {"scanner_user_agents": ["friendly-scanner"], "rate_limit": 10, "log": True}
+
+    dry = lab.module(options, check=True)
+    assert dry["changed"] and lab.snapshot() == before, "check mode must not change anything"
+
+    first = lab.module(options)
+    assert first["changed"]
+    jump = f"-A INPUT -j {lab.name}-INPUT"
+    assert lab.input_rules()[0] == jump, "our jump must come before the ESTABLISHED accept"
+    assert lab.input_rules().count(jump) == 1
+    assert "-A other-chain -j RETURN" in lab.srv("iptables-save")
+    assert "other-set" in lab.srv("ipset", "list", "-n")
+
+    again = lab.module(options)
+    assert not again["changed"], again["differences"]
+    assert not lab.module(options, check=True)["changed"]
+
+    changed = lab.module({**options, "scanner_user_agents": ["friendly-scanner", "sipcli"]}, diff=True)
+    assert changed["changed"]
+    assert '--string sipcli' in changed["diff"]["after"] and "sipcli" not in changed["diff"]["before"]
+    assert lab.input_rules().count(jump) == 1
+
+    gone = lab.module({"state": "absent"})
+    assert gone["changed"]
+    assert lab.snapshot() == before
+    assert not lab.module({"state": "absent"})["changed"]
+
+
+def test_reapply_keeps_the_dynamic_members_of_the_block_set(lab):
+    lab.module({})
+    lab.srv("ipset", "add", f"{lab.name}-block4", OTHER4, "timeout", "600")
+    lab.module({"scanner_user_agents": ["sipvicious"], "block_set_timeout": 120})
+    listing = lab.srv("ipset", "list", f"{lab.name}-block4")
+    assert OTHER4 in listing and "timeout 120" in listing
+
+
+def test_a_refused_rule_or_bad_cidr_leaves_the_old_rules_intact(lab):
+    lab.module({"scanner_user_agents": ["friendly-scanner"]})
+    before = lab.snapshot()
+
+    # Python accepts the shape; iptables-restore --test refuses the rate ("Rate too fast").
+    refused = lab.module({"log": True, "log_rate": "999999/second"}, check_ok=False)
+    assert refused["failed"]
+    assert "refused the IPv4 rules, nothing was changed" in refused["msg"] and "too fast" in refused["msg"]
+    assert lab.snapshot() == before
+
+    bad = lab.module({"allowed_networks": ["198.18.0.0/33"]}, check_ok=False)
+    assert bad["failed"] and "198.18.0.0/33" in bad["msg"]
+    assert lab.snapshot() == before
+
+
+def test_scanner_user_agent_is_dropped_and_a_phone_gets_through(lab):
+    lab.module({"scanner_user_agents": ["friendly-scanner"]})
+    for address, client in ((SERVER4, CLIENT4), (SERVER6, CLIENT6)):
+        server = lab.echo_server(address)
+        try:
+            assert lab.send(client, SCANNER) == 0
+            assert lab.send(client, PHONE, sport=40001) == 1
+        finally:
+            lines = received(server)
+        assert lines == [f"{client} User-Agent: Linphone/5.0"], "the scanner's packet must never arrive"
+        assert lab.rule_packets("friendly-scanner", 4 if client == CLIENT4 else 6) >= 1
+
+
+def test_a_blocked_source_is_dropped_even_with_an_established_conntrack_entry(lab):
+    lab.module({})
+    server = lab.echo_server(SERVER4)
+    try:
+        assert lab.send(OTHER4, PHONE) == 1  # the reply makes the flow ESTABLISHED
+        assert OTHER4 in lab.srv("conntrack", "-L", "-s", OTHER4)
+        # What the responder does when it suspends a source: no conntrack cleanup.
+        lab.srv("ipset", "add", f"{lab.name}-block4", OTHER4, "timeout", "60", "-exist")
+        assert lab.send(OTHER4, PHONE) == 0
+        # UDP entries show no state word; a replied flow (ctstate ESTABLISHED) lacks [UNREPLIED].
+        flow = lab.srv("conntrack", "-L", "-s", OTHER4)
+        assert "sport=40000" in flow and "UNREPLIED" not in flow, "the established flow is still there"
+        assert lab.send(CLIENT4, PHONE) == 1
+    finally:
+        lines = received(server)
+    assert lines == [f"{OTHER4} User-Agent: Linphone/5.0", f"{CLIENT4} User-Agent: Linphone/5.0"]
+
+
+def test_block_addresses_blocks_and_deletes_conntrack_entries(lab):
+    lab.module({})
+    server = lab.echo_server(SERVER4)
+    try:
+        assert lab.send(CLIENT4, PHONE) == 1
+        result = lab.module({"block_addresses": [CLIENT4]})
+        assert result["changed"] and result["blocked"] == [CLIENT4]
+        assert result["conntrack_deleted"] >= 1
+        assert CLIENT4 not in lab.srv("conntrack", "-L", "-s", CLIENT4, check=False)
+        assert lab.send(CLIENT4, PHONE) == 0
+        assert not lab.module({"block_addresses": [CLIENT4]})["changed"]
+    finally:
+        received(server)
+
+
+def test_allowed_networks_and_trunks_restrict_sip(lab):
+    lab.module({"allowed_networks": [f"{CLIENT4}/32"], "final_action": "REJECT"})
+    server = lab.echo_server(SERVER4)
+    try:
+        assert lab.send(CLIENT4, PHONE) == 1
+        assert lab.send(OTHER4, PHONE) == 0
+        lab.module({"allowed_networks": [f"{CLIENT4}/32"], "trunk_addresses": [OTHER4]})
+        assert lab.send(OTHER4, PHONE, sport=40002) == 1
+    finally:
+        lines = received(server)
+    assert [line.split()[0] for line in lines] == [CLIENT4, OTHER4]
+
+
+def test_rate_limit_puts_a_flooding_source_in_the_block_set(lab):
+    lab.module({"rate_limit": 5, "rate_burst": 5, "block_set_timeout": 60})
+    server = lab.echo_server(SERVER4)
+    try:
+        answered = lab.send(CLIENT4, PHONE, count=40)
+    finally:
+        received(server)
+    assert answered < 40
+    assert CLIENT4 in lab.srv("ipset", "list", f"{lab.name}-block4")
+
+
+def test_rollback_guard_restores_the_previous_state_unless_confirmed(lab):
+    before = lab.snapshot()
+    guarded = lab.module({"rollback_timeout": 2})
+    assert guarded["changed"] and guarded["rollback_pending"]
+    deadline = time.monotonic() + 15
+    while lab.snapshot() != before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert lab.snapshot() == before, "nobody confirmed: the layer must be rolled back"
+
+    lab.module({"scanner_user_agents": ["sipvicious"]})
+    applied = lab.snapshot()
+    pending = lab.module({"scanner_user_agents": ["sipcli"], "rollback_timeout": 3})
+    assert pending["rollback_pending"]
+    confirmed = lab.module({"state": "confirmed"})
+    assert confirmed["changed"] and not confirmed["rollback_pending"]
+    time.sleep(4)
+    assert lab.snapshot() != applied
+    assert "sipcli" in lab.srv("iptables-save")
+    assert not lab.module({"state": "confirmed"})["changed"]
