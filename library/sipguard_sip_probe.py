@@ -11,7 +11,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.sipguard_sip import (
     METHODS,
-    build_ack,
+    build_follow_up,
     build_request,
     host_for_uri,
     new_token,
@@ -86,9 +86,9 @@ options:
 notes:
   - A provisional answer (such as C(100 Trying)) is recorded, and the probe keeps waiting for a final one
     until the timeout; the last answer received is reported.
-  - A non-2xx final answer to an C(INVITE) is acknowledged with C(ACK) so the endpoint stops
-    retransmitting it. The probe is meant for endpoints that reject strangers; do not point an C(INVITE)
-    probe at a phone that would ring.
+  - A final answer to an C(INVITE) is acknowledged with C(ACK) so the endpoint stops retransmitting it;
+    a call that was accepted (2xx) is hung up at once with C(BYE). Still, the probe is meant for endpoints
+    that reject strangers; do not point an C(INVITE) probe at a phone that would ring.
 attributes:
   check_mode:
     support: full
@@ -290,14 +290,19 @@ class Exchange:
         self.responses.append((response, (time.monotonic() - self.sent_at) * 1000))
         return response["status_code"] >= 200
 
-    def ack_if_needed(self):
-        """The ACK for a non-2xx final INVITE answer, or None."""
+    def closing_messages(self):
+        """What to send after a final answer to an INVITE: the ACK, and a BYE if the call was accepted."""
         if self.params["method"] != "INVITE" or not self.responses:
-            return None
+            return []
         response = self.responses[-1][0]
-        if response["status_code"] < 300:
-            return None
-        return build_ack(self.request, response)
+        if response["status_code"] < 200:
+            return []
+        if response["status_code"] >= 300:
+            return [build_follow_up("ACK", self.request, response, cseq=1, branch=None)]
+        return [
+            build_follow_up("ACK", self.request, response, cseq=1, branch="z9hG4bK" + new_token()),
+            build_follow_up("BYE", self.request, response, cseq=2, branch="z9hG4bK" + new_token()),
+        ]
 
 
 def probe_udp(sock, sockaddr, exchange, result):
@@ -375,10 +380,9 @@ def run_probe(params):
     sock = open_socket(family, transport, params["source_address"], params["source_port"])
     try:
         (probe_udp if transport == "udp" else probe_tcp)(sock, sockaddr, exchange, result)
-        ack = exchange.ack_if_needed()
-        if ack:
-            with contextlib.suppress(OSError):  # the ACK is a courtesy; the answer is already recorded
-                sock.send(ack)
+        for message in exchange.closing_messages():
+            with contextlib.suppress(OSError):  # a courtesy to the server; the answer is already recorded
+                sock.send(message)
     except OSError as exc:
         raise ProbeError(f"probing {result['target']} failed: {exc.strerror or exc}") from None
     finally:

@@ -7,6 +7,7 @@ status line and headers; bodies are never interpreted.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 # Compact header forms (RFC 3261 section 7.3.3) mapped to their full names.
@@ -85,18 +86,27 @@ def build_request(
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 
-def build_ack(request: bytes, response: dict) -> bytes:
-    """The ACK for a non-2xx final response to an INVITE (same branch, the response's To tag)."""
+def build_follow_up(method: str, request: bytes, response: dict, *, cseq: int, branch: str | None) -> bytes:
+    """ACK or BYE after a final answer to `request` (an INVITE).
+
+    `branch=None` reuses the INVITE's Via: the ACK of a non-2xx answer belongs to the INVITE transaction.
+    After a 2xx the ACK and the BYE are new transactions (new branch) sent to the answer's Contact.
+    """
     head = request.split(b"\r\n\r\n", 1)[0].decode()
     lines = head.split("\r\n")
     request_uri = lines[0].split(" ")[1]
-    keep = {"via", "from", "call-id", "max-forwards"}
-    headers = [line for line in lines[1:] if line.split(":", 1)[0].strip().lower() in keep]
-    cseq = response["headers"].get("cseq", "1 INVITE").split()[0]
-    headers.append(f"To: {response['headers'].get('to', '')}")
-    headers.append(f"CSeq: {cseq} ACK")
-    headers.append("Content-Length: 0")
-    return ("\r\n".join([f"ACK {request_uri} SIP/2.0", *headers]) + "\r\n\r\n").encode()
+    contact = response["headers"].get("contact", "")
+    if branch is not None and "<" in contact and ">" in contact:
+        request_uri = contact[contact.index("<") + 1 : contact.index(">")]
+    headers = []
+    for line in lines[1:]:
+        name = line.split(":", 1)[0].strip().lower()
+        if name == "via" and branch is not None:
+            headers.append(re.sub(r"branch=[^;]+", f"branch={branch}", line))
+        elif name in ("via", "from", "call-id", "max-forwards", "user-agent"):
+            headers.append(line)
+    headers += [f"To: {response['headers'].get('to', '')}", f"CSeq: {cseq} {method}", "Content-Length: 0"]
+    return ("\r\n".join([f"{method} {request_uri} SIP/2.0", *headers]) + "\r\n\r\n").encode()
 
 
 def split_message(buffer: bytes) -> tuple[bytes, bytes] | None:

@@ -81,6 +81,14 @@ def responder():
         item.close()
 
 
+def wait_for(server, count):
+    """The ACK/BYE go out just before the module returns; give the responder thread a moment to read them."""
+    for _ in range(50):
+        if len(server.received) >= count:
+            return
+        time.sleep(0.02)
+
+
 def probe(run_module, **args):
     return run_module("sipguard_sip_probe", {"timeout": 1.0, **args})
 
@@ -171,12 +179,21 @@ def test_provisional_then_final_invite_is_acknowledged(run_module, responder):
     result = probe(run_module, host="127.0.0.1", port=server.port, method="INVITE")
     assert result["status_codes"] == [100, 486]
     assert result["status_code"] == 486
-    # The ACK goes out just before the module returns; give the responder thread a moment to read it.
-    for _ in range(50):
-        if len(server.received) >= 2:
-            break
-        time.sleep(0.02)
+    wait_for(server, 2)
     assert [parse_request(data)["method"] for data in server.received] == ["INVITE", "ACK"]
+    invite, ack = (parse_request(data) for data in server.received)
+    assert ack["headers"]["via"] == invite["headers"]["via"], "a non-2xx ACK is part of the INVITE transaction"
+
+
+def test_accepted_invite_is_hung_up(run_module, responder):
+    server = responder(statuses=("200 OK",))
+    result = probe(run_module, host="127.0.0.1", port=server.port, method="INVITE")
+    assert result["status_code"] == 200
+    wait_for(server, 3)
+    invite, ack, bye = (parse_request(data) for data in server.received)
+    assert (ack["method"], bye["method"]) == ("ACK", "BYE")
+    assert bye["headers"]["cseq"] == "2 BYE"
+    assert len({invite["headers"]["via"], ack["headers"]["via"], bye["headers"]["via"]}) == 3, "new branches"
 
 
 @pytest.mark.parametrize(
