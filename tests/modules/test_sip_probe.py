@@ -182,7 +182,7 @@ def test_provisional_then_final_invite_is_acknowledged(run_module, responder):
     wait_for(server, 2)
     assert [parse_request(data)["method"] for data in server.received] == ["INVITE", "ACK"]
     invite, ack = (parse_request(data) for data in server.received)
-    assert ack["headers"]["via"] == invite["headers"]["via"], "a non-2xx ACK is part of the INVITE transaction"
+    assert ack["headers"]["via"] == invite["headers"]["via"], "non-2xx ACK: same transaction"
 
 
 def test_accepted_invite_is_hung_up(run_module, responder):
