@@ -1,0 +1,227 @@
+"""The profile table and the filters that validate a host's inputs and judge an audit.
+
+The filters are plain functions in the roles' filter_plugins/; they are loaded
+from their files so these tests need no Ansible run.
+"""
+
+import importlib.util
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROLES = Path(__file__).resolve().parents[2] / "roles"
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+profile = load(ROLES / "sipguard_profile/filter_plugins/sipguard_profile.py")
+audit = load(ROLES / "sipguard_audit/filter_plugins/sipguard_audit.py")
+TABLE = yaml.safe_load((ROLES / "sipguard_profile/vars/main.yml").read_text())
+PROFILES = TABLE["sipguard_profiles"]
+METHODS = TABLE["sipguard_profile_audit_methods"]
+
+
+# --- the profile table: what the brief promises, as data --------------------------------------
+
+
+def test_table_has_exactly_the_four_profiles():
+    assert set(PROFILES) == {"private_lan", "public", "mixed", "debug"}
+
+
+@pytest.mark.parametrize(
+    ("name", "reply", "allow"),
+    [
+        ("private_lan", "On", "lan_and_trunks"),
+        ("public", "Off", "world"),
+        ("mixed", "Off", "lan_and_trunks"),
+        ("debug", "On", "lan_and_trunks"),
+    ],
+)
+def test_profile_matches_the_brief(name, reply, allow):
+    row = PROFILES[name]
+    assert row["reply_unauthorized"] == reply
+    assert row["firewall"]["allow"] == allow
+    assert row["firewall"]["scanner_drop"] is True
+
+
+def test_only_debug_logs_and_traces():
+    assert {n for n, r in PROFILES.items() if r["firewall"]["log"]} == {"debug"}
+    assert {n for n, r in PROFILES.items() if r["trace"]} == {"debug"}
+
+
+def test_only_public_rate_limits():
+    assert {n for n, r in PROFILES.items() if r["firewall"]["rate_limit"] > 0} == {"public"}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_no_profile_answers_the_internet(name):
+    # Every profile keeps strangers on the internet in silence; only the LAN may hear 401/403.
+    assert all(status is None for status in PROFILES[name]["audit"]["outside"].values())
+    assert set(PROFILES[name]["audit"]["outside"]) == set(METHODS)
+    assert set(PROFILES[name]["audit"]["lan"]) == set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_lan_expectation_follows_reply_unauthorized(name):
+    lan = PROFILES[name]["audit"]["lan"]
+    if PROFILES[name]["reply_unauthorized"] == "On":
+        assert lan == {"OPTIONS": 403, "REGISTER": 401, "INVITE": 403}
+    else:
+        assert all(status is None for status in lan.values())
+
+
+# --- input validation ----------------------------------------------------------------------------
+
+
+def test_valid_networks_pass():
+    assert profile.sipguard_invalid_networks(["198.18.10.0/24", "2001:2:0:10::/64", "198.18.20.50"]) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["198.18.10.0/33", "198.18.10.5/24", "lan", "", "2001:2::10::/64", None],
+)
+def test_invalid_network_is_named(bad):
+    problems = profile.sipguard_invalid_networks(["198.18.10.0/24", bad])
+    assert len(problems) == 1
+    assert repr(bad) in problems[0]
+
+
+def test_a_string_instead_of_a_list_is_refused():
+    assert profile.sipguard_invalid_networks("198.18.10.0/24")
+
+
+def test_trunk_needs_exactly_one_source():
+    problems = profile.sipguard_trunk_problems(
+        [
+            {"name": "ok-static", "addresses": ["198.18.20.50"]},
+            {"name": "ok-dns", "dns": "trunk.lab.sipguard.test"},
+            {"name": "both", "addresses": ["198.18.20.50"], "dns": "x.test"},
+            {"name": "neither"},
+            {"name": "bad-net", "addresses": ["198.18.20.500"]},
+            {"addresses": ["198.18.20.50"]},
+        ]
+    )
+    assert len(problems) == 4
+    assert any("'both'" in p for p in problems)
+    assert any("'neither'" in p for p in problems)
+    assert any("'bad-net'" in p and "198.18.20.500" in p for p in problems)
+    assert any("needs a name" in p for p in problems)
+
+
+def test_account_problems_never_show_the_secret():
+    problems = profile.sipguard_account_problems(
+        [
+            {"username": "1001", "password": "s3cret", "ha1_md5": "abc"},
+            {"username": "1002", "password": "hunter2", "networks": ["10.0.0.0/8", "nope"]},
+            {"username": "1003", "password": "fine", "networks": ["any"]},
+        ]
+    )
+    assert len(problems) == 2
+    assert not any("s3cret" in p or "hunter2" in p for p in problems)
+    assert any("'nope'" in p for p in problems)
+
+
+def test_trunk_table_merges_static_and_dns_in_order():
+    trunks = [{"name": "dns", "dns": "t.test"}, {"name": "static", "addresses": ["198.18.20.60"]}]
+    dns_results = [{"item": trunks[0], "addresses": ["198.18.20.50", "2001:2:0:20::50"]}]
+    assert profile.sipguard_trunk_table(trunks, dns_results) == [
+        {"name": "dns", "addresses": ["198.18.20.50", "2001:2:0:20::50"]},
+        {"name": "static", "addresses": ["198.18.20.60"]},
+    ]
+
+
+def test_allowed_networks_per_profile():
+    trunks = [{"name": "t", "addresses": ["198.18.20.50"]}]
+    lan = ["198.18.10.0/24"]
+    assert profile.sipguard_allowed_networks(PROFILES["public"], lan, trunks) == []
+    mixed = profile.sipguard_allowed_networks(PROFILES["mixed"], lan, trunks)
+    assert mixed == ["198.18.10.0/24", "198.18.20.50"]
+
+
+# --- audit verdicts -------------------------------------------------------------------------------
+
+
+def probes(outside, lan, scanner=None, transports=("udp", "tcp")):
+    """Fake registered loop results: ``outside``/``lan`` map method -> status or None."""
+    results = []
+    for vantage, seen in (("outside", outside), ("lan", lan)):
+        for transport in transports:
+            for method, status in seen.items():
+                item = {"vantage": vantage, "transport": transport, "method": method, "scanner": False}
+                results.append({"item": item, "answered": status is not None, "status_code": status})
+    item = {"vantage": "lan", "transport": "udp", "method": "OPTIONS", "scanner": True}
+    results.append({"item": item, "answered": scanner is not None, "status_code": scanner})
+    return results
+
+
+def row_for(name, results, reply=None):
+    row = PROFILES[name]
+    host = {
+        "host": f"sg-{name}",
+        "profile": name,
+        "reply_unauthorized": row["reply_unauthorized"] if reply is None else reply,
+        "expected": row["audit"],
+        "expected_reply": row["reply_unauthorized"],
+    }
+    return audit.sipguard_audit_row(results, host)
+
+
+SILENT = dict.fromkeys(METHODS)
+CHALLENGE = {"OPTIONS": 403, "REGISTER": 401, "INVITE": 403}
+
+
+def test_private_host_as_expected_passes():
+    row = row_for("private_lan", probes(SILENT, CHALLENGE))
+    assert row["passed"] and not row["exposed"] and row["problems"] == []
+
+
+def test_public_host_answering_the_internet_is_exposed():
+    row = row_for("public", probes({**SILENT, "REGISTER": 401}, SILENT))
+    assert not row["passed"] and row["exposed"]
+    assert any("REGISTER from outside over udp" in p for p in row["problems"])
+
+
+def test_answered_scanner_is_exposed():
+    row = row_for("private_lan", probes(SILENT, CHALLENGE, scanner=403))
+    assert row["exposed"]
+
+
+def test_silent_lan_on_private_host_is_a_mismatch_not_exposure():
+    row = row_for("private_lan", probes(SILENT, SILENT))
+    assert not row["passed"] and not row["exposed"]
+
+
+def test_wrong_reply_setting_fails():
+    row = row_for("public", probes(SILENT, SILENT), reply="On")
+    assert not row["passed"]
+    assert "SS_REPLY_UNAUTHORIZED" in row["problems"][0]
+
+
+def test_table_shows_silence_and_split_transports():
+    mixed_up = probes(SILENT, CHALLENGE)
+    for result in mixed_up:  # TCP from the LAN goes silent
+        if result["item"]["vantage"] == "lan" and result["item"]["transport"] == "tcp":
+            result["answered"], result["status_code"] = False, None
+    rows = [row_for("private_lan", probes(SILENT, CHALLENGE)), row_for("private_lan", mixed_up)]
+    lines = audit.sipguard_audit_table(rows, METHODS).splitlines()
+    assert lines[0].split()[:3] == ["host", "profile", "SS_REPLY_UNAUTH"]
+    assert lines[2].split()[-1] == "ok" and "403" in lines[2] and " - " in lines[2]
+    assert "udp:401 tcp:-" in lines[3] and lines[3].split()[-1] == "MISMATCH"
+
+
+def test_junit_counts_failures():
+    exposed = probes({**SILENT, "INVITE": 403}, SILENT)
+    rows = [row_for("public", probes(SILENT, SILENT)), row_for("public", exposed)]
+    # Our own output, not untrusted input.
+    suite = ET.fromstring(audit.sipguard_audit_junit(rows)).find("testsuite")  # noqa: S314
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failures = suite.findall("testcase/failure")
+    assert len(failures) == 1 and "INVITE" in failures[0].get("message")
