@@ -233,7 +233,12 @@ def resolve(host, port, transport, source_address):
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, family, socktype)
     except socket.gaierror as exc:
-        raise ProbeError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+        wanted = (
+            f" as IPv{ipaddress.ip_address(source_address).version}, the family of source_address"
+            if source_address
+            else ""
+        )
+        raise ProbeError(f"cannot resolve host {host!r}{wanted}: {exc.strerror}") from None
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
 

@@ -162,6 +162,16 @@ def test_tcp_refused(run_module):
     assert result["tcp_refused"] is True
 
 
+def test_closed_udp_port_is_unreachable_not_a_failure(run_module):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    result = probe(run_module, host="127.0.0.1", port=port)
+    assert not result.get("failed")
+    assert result["answered"] is False
+    assert result["udp_unreachable"] is True
+
+
 def test_source_port_is_used(run_module, responder):
     server = responder()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spare:
@@ -204,6 +214,7 @@ def test_accepted_invite_is_hung_up(run_module, responder):
         ({"host": " "}, "host must not be empty"),
         ({"host": "127.0.0.1", "source_address": "not-an-ip"}, "is not an IP address"),
         ({"host": "127.0.0.1", "timeout": 0}, "timeout 0"),
+        ({"host": "127.0.0.1", "source_address": "::1"}, "as IPv6, the family of source_address"),
         ({"host": "127.0.0.1", "method": "BYE"}, "value of method must be one of"),
         # 198.18.0.1 is not an address of this host: binding fails before anything is sent.
         ({"host": "127.0.0.1", "source_address": "198.18.0.1"}, "cannot send from 198.18.0.1:0"),
