@@ -23,6 +23,17 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTEN = "127.0.83.1"
+# localhost as its own inventory, run with this venv's python (which has dnspython), whatever the
+# project inventory says about localhost.
+ADHOC_LOCALHOST = [
+    "localhost",
+    "-i",
+    "localhost,",
+    "-c",
+    "local",
+    "-e",
+    f"ansible_python_interpreter={sys.executable}",
+]
 ZONE = [
     "--local=/example.test/",  # answer NXDOMAIN for unknown names instead of REFUSED
     # example.test: NAPTR -> SRV for every transport (RFC 3263 section 4.1)
@@ -101,7 +112,7 @@ def sip_dns(port, **args):
     completed = subprocess.run(
         [
             str(Path(sys.executable).with_name("ansible")),
-            "localhost",
+            *ADHOC_LOCALHOST,
             "-m",
             "sipguard_sip_dns",
             "-a",

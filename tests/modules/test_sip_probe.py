@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -235,7 +236,19 @@ def test_runs_through_ansible_with_its_module_utils(responder):
     """The real path: ansible ships module_utils/sipguard_sip.py with the module to the host."""
     server = responder()
     completed = subprocess.run(
-        ["ansible", "localhost", "-m", "sipguard_sip_probe", "-a", f"host=127.0.0.1 port={server.port}"],
+        [
+            str(Path(sys.executable).with_name("ansible")),
+            *(
+                "localhost",
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                "-e",
+                f"ansible_python_interpreter={sys.executable}",
+            ),
+            *("-m", "sipguard_sip_probe", "-a", f"host=127.0.0.1 port={server.port}"),
+        ],
         capture_output=True,
         text=True,
         check=False,
