@@ -7,12 +7,10 @@ benchmark addresses (198.18.0.0/15, 2001:2::/48) that are only ever returned, ne
 
 from __future__ import annotations
 
-import json
-import os
+import importlib.util
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,17 +21,10 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTEN = "127.0.83.1"
-# localhost as its own inventory, run with this venv's python (which has dnspython), whatever the
-# project inventory says about localhost.
-ADHOC_LOCALHOST = [
-    "localhost",
-    "-i",
-    "localhost,",
-    "-c",
-    "local",
-    "-e",
-    f"ansible_python_interpreter={sys.executable}",
-]
+# The in-process and ad hoc module runners live with the module tests; load them from there.
+_spec = importlib.util.spec_from_file_location("sipguard_module_helpers", ROOT / "tests/modules/conftest.py")
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
 ZONE = [
     "--local=/example.test/",  # answer NXDOMAIN for unknown names instead of REFUSED
     # example.test: NAPTR -> SRV for every transport (RFC 3263 section 4.1)
@@ -107,25 +98,10 @@ def wait_until_answering(port, process):
 
 
 def sip_dns(port, **args):
-    """Run the module through ansible; return its result."""
-    args = {"nameservers": [LISTEN], "port": port, "timeout": 2.0, **args}
-    completed = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            *ADHOC_LOCALHOST,
-            "-m",
-            "sipguard_sip_dns",
-            "-a",
-            json.dumps(args),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
-        timeout=120,
+    """Run the module through ansible, as a playbook would on the controller; return its result."""
+    return helpers.run_adhoc(
+        "sipguard_sip_dns", {"nameservers": [LISTEN], "port": port, "timeout": 2.0, **args}
     )
-    return json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def summary(result):

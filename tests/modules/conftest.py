@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,33 @@ def documentation_check():
 def library_module():
     """The load_module() helper as a fixture, for testing a module's functions directly."""
     return load_module
+
+
+def run_adhoc(name: str, args: dict) -> dict:
+    """Run library/<name>.py through `ansible localhost -m`, the real path; return the host's result.
+
+    localhost is given as its own inventory and runs this venv's python, so the result does not depend
+    on what the project inventory says about localhost.
+    """
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible")),
+            *("localhost", "-i", "localhost,", "-c", "local"),
+            *("-e", f"ansible_python_interpreter={sys.executable}"),
+            *("-m", name, "-a", json.dumps(args)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
+        timeout=120,
+    )
+    assert completed.stdout.strip(), completed.stderr
+    return json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+@pytest.fixture
+def adhoc_module():
+    """The run_adhoc() helper as a fixture."""
+    return run_adhoc

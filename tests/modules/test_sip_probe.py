@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from ansible.module_utils.sipguard_sip import build_request, parse_response, split_message
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def answer_for(request: bytes, status: str) -> bytes:
@@ -232,32 +226,10 @@ def test_documentation_matches_the_argument_spec(documentation_check):
     documentation_check("sipguard_sip_probe")
 
 
-def test_runs_through_ansible_with_its_module_utils(responder):
+def test_runs_through_ansible_with_its_module_utils(adhoc_module, responder):
     """The real path: ansible ships module_utils/sipguard_sip.py with the module to the host."""
     server = responder()
-    completed = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            *(
-                "localhost",
-                "-i",
-                "localhost,",
-                "-c",
-                "local",
-                "-e",
-                f"ansible_python_interpreter={sys.executable}",
-            ),
-            *("-m", "sipguard_sip_probe", "-a", f"host=127.0.0.1 port={server.port}"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    result = json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    result = adhoc_module("sipguard_sip_probe", {"host": "127.0.0.1", "port": server.port})
     assert result["status_code"] == 403
 
 
