@@ -10,7 +10,6 @@ import pytest
 from ansible.module_utils.sipguard_sip import build_request, parse_response, split_message
 
 
-
 def answer_for(request: bytes, status: str) -> bytes:
     """A response echoing the request's dialog headers, as any SIP server would."""
     lines = request.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
