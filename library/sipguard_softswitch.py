@@ -293,16 +293,22 @@ def _lookup_id(module, kind, value):
         module.fail_json(msg=f"{kind} {value!r} does not exist on this host")
 
 
-def write_atomically(module, path, text):
-    """Write through a temporary file in the same directory, then rename over the old file."""
-    directory = os.path.dirname(path) or "."
+def file_attributes(module, path):
+    """(mode, uid, gid) for the new file: the old file's, or those asked for when creating it."""
     if os.path.exists(path):
         stat = os.stat(path)
-        mode, uid, gid = stat.st_mode & 0o7777, stat.st_uid, stat.st_gid
-    else:
-        mode = _parse_mode(module, module.params["mode"])
-        uid = _lookup_id(module, "owner", module.params["owner"])
-        gid = _lookup_id(module, "group", module.params["group"])
+        return stat.st_mode & 0o7777, stat.st_uid, stat.st_gid
+    return (
+        _parse_mode(module, module.params["mode"]),
+        _lookup_id(module, "owner", module.params["owner"]),
+        _lookup_id(module, "group", module.params["group"]),
+    )
+
+
+def write_atomically(module, path, text, attributes):
+    """Write through a temporary file in the same directory, then rename over the old file."""
+    mode, uid, gid = attributes
+    directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".softswitch.", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
@@ -366,12 +372,15 @@ def main():
             "before_header": path if exists else f"{path} (absent)",
             "after_header": path,
         }
+    if changed:
+        # Checked in check mode too, so a bad mode or owner shows up before the real run.
+        attributes = file_attributes(module, path)
+        if not exists and not os.path.isdir(os.path.dirname(path) or "."):
+            module.fail_json(msg=f"cannot create {path}: its directory does not exist")
     if changed and not module.check_mode:
         if module.params["backup"] and exists:
             result["backup_file"] = module.backup_local(path)
-        if not exists and not os.path.isdir(os.path.dirname(path) or "."):
-            module.fail_json(msg=f"cannot create {path}: its directory does not exist")
-        write_atomically(module, path, after)
+        write_atomically(module, path, after, attributes)
     module.exit_json(**result)
 
 

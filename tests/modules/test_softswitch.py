@@ -216,3 +216,17 @@ def test_check_mode_does_not_create_a_missing_file(run_module, tmp_path):
     assert result["diff"]["before"] == ""
     assert result["diff"]["after"] == "SS_REPLY_UNAUTHORIZED=Off\n"
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [({"mode": "rw-r--r--"}, "not an octal mode"), ({"owner": "no-such-user-here"}, "does not exist")],
+)
+def test_bad_create_attributes_fail_even_in_check_mode(run_module, tmp_path, extra, message):
+    path = tmp_path / "new.conf"
+    args = {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "On"}, "create": True, **extra}
+    for check in (True, False):
+        result = run_module("sipguard_softswitch", args, check=check)
+        assert result["failed"]
+        assert message in result["msg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
