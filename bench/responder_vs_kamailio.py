@@ -77,10 +77,12 @@ def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement
     sent, elapsed = total(results, "sent"), seconds(results)
     consumed = (sent - drops) / elapsed
     rcvbuf = snmp_after["RcvbufErrors"] - snmp_before["RcvbufErrors"]
+    own = server.counters()
+    own_text = f", server counted {own['received']:.0f} received" if "received" in own else ""
     return Measurement(
         consumed,
         f"offered {sent / elapsed / 1000:.0f}k/s, lost {100 * drops / max(sent, 1):.1f}% "
-        f"(socket drops {drops}, Udp RcvbufErrors +{rcvbuf})",
+        f"(socket drops {drops}, Udp RcvbufErrors +{rcvbuf}{own_text})",
         loss=drops / max(sent, 1),
     )
 

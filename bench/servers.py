@@ -6,6 +6,7 @@ Both behave the same way (see bench/kamailio/responder-like.cfg for the rule):
 """
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -66,6 +67,10 @@ class Server:
         self.startup_s = time.monotonic() - started
         return self
 
+    def counters(self) -> dict[str, float]:
+        """The server's own counters, where it has a way to report them ({} otherwise)."""
+        return {}
+
     def pids(self) -> list[int]:
         return procstats.process_tree(self.process.pid) if self.process else []
 
@@ -106,6 +111,10 @@ class Responder(Server):
 
     name = "responder"
 
+    def __init__(self, *, reply_unauthorized: bool, workers: int = 2, profile: Path | None = None):
+        super().__init__(reply_unauthorized=reply_unauthorized, workers=workers)
+        self.profile = profile  # cProfile output file; the responder writes it when it stops
+
     def write_config(self) -> list[str]:
         """Write the three config files; return the command-line options that name them."""
         softswitch = self.workdir / "softswitch.conf"
@@ -120,7 +129,7 @@ class Responder(Server):
         )
         # Like the Kamailio config: MD5 only, no per-source rate limit (Kamailio runs no pike
         # here), no trace, no stats listener; everything else at the responder's defaults.
-        responder = self.workdir / "responder.toml"
+        responder = self.config_path = self.workdir / "responder.toml"
         responder.write_text(
             '[listen]\naddresses = ["127.0.0.1"]\ntransports = ["udp"]\n\n'
             '[auth]\nalgorithms = ["MD5"]\n\n'
@@ -129,14 +138,25 @@ class Responder(Server):
             f'[stats]\nprometheus_listen = ""\ncontrol_socket = "{self.workdir / "control.sock"}"\n'
         )
         return [
-            "--softswitch-conf", str(softswitch),
+            "--softswitch", str(softswitch),
             "--endpoints", str(endpoints),
             "--config", str(responder),
         ]
 
+    def counters(self) -> dict[str, float]:
+        """`sipresponder stats --json` over the control socket named in responder.toml."""
+        command = [sys.executable, "-m", "sipresponder", "stats", "--json", "--config", str(self.config_path)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        try:
+            return json.loads(done.stdout) if done.returncode == 0 else {}
+        except json.JSONDecodeError:
+            return {}
+
     def command(self) -> list[str]:
         options = self.write_config()
-        return [sys.executable, "-m", "sipresponder", "run", *options, "--workers", str(self.workers)]
+        profiler = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
+        run = ["-m", "sipresponder", "run", *options, "--workers", str(self.workers)]
+        return [sys.executable, *profiler, *run]
 
 
 @contextlib.contextmanager
