@@ -20,6 +20,7 @@ from sipresponder.message import (
     build_response,
     header_param,
     parse_request,
+    quick_parse,
     split_top_via,
     uri_user,
 )
@@ -142,6 +143,15 @@ class Core:
         if self.suspensions.is_suspended(address, now):
             counts["dropped_suspended"] += 1
             return self._dropped(data, address, port, transport, now, policy.SUSPENDED, transport)
+        if (
+            address not in self.registrar.sources
+            and address not in self.gateways
+            and not (data.startswith(b"REGISTER") and self._in_account_network(address))
+        ):
+            # A stranger in On mode gets 401/403 whatever the details; a lean parse is enough.
+            request = quick_parse(data)
+            if request is not None:
+                return self._answer(request, data, address, port, transport, now)
         try:
             request = parse_request(data, datagram=transport == "udp")
         except NotARequest:

@@ -171,5 +171,5 @@ class Authenticator:
             return REPLAY
         evicted = self.counts.put(key, count)
         if evicted is not None:
-            self.floor = max(self.floor, int(evicted[0].partition(".")[0], 16))
+            self.floor = max(self.floor, int(evicted[0][0].partition(".")[0], 16))
         return OK

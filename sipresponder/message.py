@@ -6,6 +6,7 @@ every byte to one character, so whatever we copy into a response goes back byte 
 
 from __future__ import annotations
 
+import re
 import zlib
 
 # RFC 3261 §7.3.3 compact forms, plus the common extension ones.
@@ -15,7 +16,7 @@ COMPACT = {
 }  # fmt: skip
 REQUIRED = ("via", "from", "to", "call-id", "cseq")
 URI_SCHEMES = ("sip", "sips", "tel")
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z").match
 MAX_CSEQ = 2**31 - 1
 
 
@@ -63,6 +64,42 @@ class Request:
         return self.get("cseq").partition(" ")[2].strip()
 
 
+# The headers a reply to a stranger needs, found by one regex scan (in C) instead of a full parse.
+_QUICK = re.compile(
+    rb"\n(via|v|from|f|to|t|call-id|i|cseq|user-agent|authorization|proxy-authorization)"
+    rb"[ \t]*:[ \t]*([^\r\n]*)",
+    re.I,
+)
+_QUICK_NAMES = {b"v": "via", b"f": "from", b"t": "to", b"i": "call-id"}
+
+
+def quick_parse(data: bytes) -> Request | None:
+    """A lean parse for the stranger's path: just enough to answer 401/403 or to drop.
+
+    Returns None when the message is not a plain request with the mandatory headers; the
+    caller then falls back to parse_request(), which says exactly what is wrong.
+    """
+    end = data.find(b"\r\n\r\n")
+    first_end = data.find(b"\r\n")
+    if end < 0 or first_end <= 0 or b"\r\n " in data[:end] or b"\r\n\t" in data[:end]:
+        return None
+    pieces = data[:first_end].split(b" ")
+    if len(pieces) != 3 or pieces[2] != b"SIP/2.0" or _TOKEN(pieces[0].decode("latin-1")) is None:
+        return None
+    headers: dict[str, list[str]] = {}
+    for name, value in _QUICK.findall(data, first_end, end):
+        key = name.lower()
+        headers.setdefault(_QUICK_NAMES.get(key) or key.decode(), []).append(value.decode("latin-1").rstrip())
+    if len(headers.get("cseq", ())) != 1 or len(headers.get("call-id", ())) != 1 or "via" not in headers:
+        return None
+    if "from" not in headers or "to" not in headers:
+        return None
+    method = pieces[0].decode("latin-1")
+    if headers["cseq"][0].partition(" ")[2].strip() != method:
+        return None
+    return Request(method, pieces[1].decode("latin-1"), "SIP/2.0", headers, b"")
+
+
 def split_head(data: bytes) -> tuple[bytes, bytes] | None:
     """Split at the blank line; None when there is none."""
     head, sep, body = data.partition(b"\r\n\r\n")
@@ -70,11 +107,13 @@ def split_head(data: bytes) -> tuple[bytes, bytes] | None:
 
 
 def _is_token(text: str) -> bool:
-    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+    return _TOKEN(text) is not None
 
 
 def _split_lines(head: str) -> list[str]:
     """Header lines with RFC 3261 §7.3.1 folding (continuation lines start with SP/HT) undone."""
+    if "\r\n " not in head and "\r\n\t" not in head:
+        return head.split("\r\n")  # the common case: nothing folded
     lines: list[str] = []
     for line in head.split("\r\n"):
         if line[:1] in (" ", "\t") and lines:
@@ -82,6 +121,20 @@ def _split_lines(head: str) -> list[str]:
         else:
             lines.append(line)
     return lines
+
+
+def _parse_headers(lines: list[str]) -> tuple[dict[str, list[str]], bool]:
+    """Header lines -> {lower-case full name: [values]}, and whether any line was malformed."""
+    headers: dict[str, list[str]] = {}
+    bad_header = False
+    for line in lines:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t").lower()
+        if not colon or not _is_token(name):
+            bad_header = True
+            continue
+        headers.setdefault(COMPACT.get(name, name), []).append(value.strip(" \t"))
+    return headers, bad_header
 
 
 def parse_request(data: bytes, datagram: bool = True) -> Request:
@@ -96,19 +149,13 @@ def parse_request(data: bytes, datagram: bool = True) -> Request:
         head_bytes, body = parts
         missing_blank_line = False
     head = head_bytes.decode("latin-1")
+    if not head.strip():
+        raise NotARequest("keep-alive")
     lines = _split_lines(head.lstrip("\r\n"))
     first = lines[0]
     if first.startswith("SIP/"):
         raise NotARequest("response")
-    headers: dict[str, list[str]] = {}
-    bad_header = False
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        name = name.rstrip(" \t").lower()
-        if not colon or not _is_token(name):
-            bad_header = True
-            continue
-        headers.setdefault(COMPACT.get(name, name), []).append(value.strip(" \t"))
+    headers, bad_header = _parse_headers(lines[1:])
     pieces = first.split(" ")
     if len(pieces) != 3:
         request = Request("", "", "", headers, b"")
@@ -215,6 +262,8 @@ def header_param(value: str, name: str) -> str | None:
 
 def split_top_via(via_line: str) -> tuple[str, str]:
     """Split one Via header line into (top value, rest-with-leading-comma-or-empty)."""
+    if "," not in via_line:
+        return via_line.strip(), ""
     quoted = False
     for index, char in enumerate(via_line):
         if char == '"':
