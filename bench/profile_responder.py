@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         return netns.rerun_inside([__file__, *(sys.argv[1:] if argv is None else argv)])
     for case in (bench.CASES[name] for name in args.cases):
         output = own.output.resolve().with_suffix(f".{case.name}.prof")
-        server = servers.Responder(reply_unauthorized=case.reply_unauthorized, profile=output)
+        server = servers.Responder(
+            reply_unauthorized=case.reply_unauthorized, per_source_limit=case.per_source_limit, profile=output
+        )
         try:
             measured = case.run(server.start(), args)
         finally:

@@ -40,8 +40,11 @@ class Server:
 
     name = "server"
 
-    def __init__(self, *, reply_unauthorized: bool, workers: int = 2):
+    def __init__(self, *, reply_unauthorized: bool, workers: int = 2, per_source_limit: bool = False):
         self.reply_unauthorized = reply_unauthorized
+        # Only the responder has one; the throughput cases turn it off, since all their
+        # load comes from one address (Kamailio's config has no pike either).
+        self.per_source_limit = per_source_limit
         self.workers = workers
         self.port = free_udp_port()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
@@ -111,8 +114,8 @@ class Responder(Server):
 
     name = "responder"
 
-    def __init__(self, *, reply_unauthorized: bool, workers: int = 2, profile: Path | None = None):
-        super().__init__(reply_unauthorized=reply_unauthorized, workers=workers)
+    def __init__(self, *, profile: Path | None = None, **options):
+        super().__init__(**options)
         self.profile = profile  # cProfile output file; the responder writes it when it stops
 
     def write_config(self) -> list[str]:
@@ -127,13 +130,14 @@ class Responder(Server):
             f'networks = ["{ACCOUNT_NETWORK}"]\n\n'
             f'[[gateway]]\nname = "bench-gw"\naddresses = ["{GATEWAY}"]\n'
         )
-        # Like the Kamailio config: MD5 only, no per-source rate limit (Kamailio runs no pike
-        # here), no trace, no stats listener; everything else at the responder's defaults.
+        # Like the Kamailio config: MD5 only, no trace, no stats listener; everything else
+        # (scanner list, max_tracked_sources, ...) at the responder's defaults.
+        limits = "" if self.per_source_limit else "[limits]\nrate_per_source = 0\n\n"
         responder = self.config_path = self.workdir / "responder.toml"
         responder.write_text(
             '[listen]\naddresses = ["127.0.0.1"]\ntransports = ["udp"]\n\n'
             '[auth]\nalgorithms = ["MD5"]\n\n'
-            "[limits]\nrate_per_source = 0\n\n"
+            f"{limits}"
             "[trace]\nenabled = false\n\n"
             f'[stats]\nprometheus_listen = ""\ncontrol_socket = "{self.workdir / "control.sock"}"\n'
         )
