@@ -212,8 +212,8 @@ def test_table_shows_silence_and_split_transports():
             result["answered"], result["status_code"] = False, None
     rows = [row_for("private_lan", probes(SILENT, CHALLENGE)), row_for("private_lan", mixed_up)]
     lines = audit.sipguard_audit_table(rows, METHODS).splitlines()
-    assert lines[0].split()[:3] == ["host", "profile", "SS_REPLY_UNAUTH"]
-    assert lines[2].split()[-1] == "ok" and "403" in lines[2] and " - " in lines[2]
+    assert lines[0].split()[:4] == ["host", "profile", "SS_REPLY_UNAUTHORIZED", "outside"]
+    assert lines[2].split()[3:] == ["-", "-", "-", "403", "401", "403", "dropped", "ok"]
     assert "udp:401 tcp:-" in lines[3] and lines[3].split()[-1] == "MISMATCH"
 
 

@@ -81,13 +81,18 @@ def _cell(by_transport):
 
 
 def sipguard_audit_columns(rows, methods):
-    """Header and cells of the exposure table, shared by the terminal and HTML views."""
-    header = ["host", "profile", "SS_REPLY_UNAUTH"]
-    header += [f"{v} {m}" for v in VANTAGES for m in methods] + ["scanner UA", "verdict"]
+    """Header and cells of the exposure table, shared by the terminal and HTML views.
+
+    One cell per vantage point lists the answer to each method in order, e.g.
+    "403 401 403" or "- - -" (silent), so the table fits a terminal.
+    """
+    initials = "/".join(m[0] for m in methods)
+    header = ["host", "profile", "SS_REPLY_UNAUTHORIZED"]
+    header += [f"{v} {initials}" for v in VANTAGES] + ["scanner UA", "verdict"]
     body = []
     for row in rows:
         cells = [row["host"], row["profile"], row["reply_unauthorized"] or "?"]
-        cells += [_cell(row["observed"][v].get(m, {})) for v in VANTAGES for m in methods]
+        cells += [" ".join(_cell(row["observed"][v].get(m, {})) for m in methods) for v in VANTAGES]
         cells.append("answered" if row["scanner"]["answered"] else "dropped")
         cells.append("ok" if row["passed"] else ("EXPOSED" if row["exposed"] else "MISMATCH"))
         body.append(cells)
