@@ -4,6 +4,7 @@ Pure parsers take the file text so they can be tested without the kernel; the
 read_* helpers wrap them for the live files.
 """
 
+import os
 from pathlib import Path
 
 
@@ -47,6 +48,13 @@ def parse_pss_kib(smaps_rollup_text: str) -> int:
         if line.startswith("Pss:"):
             return int(line.split()[1])
     return 0
+
+
+def parse_cpu_ticks(stat_text: str) -> int:
+    """utime + stime (clock ticks) from the text of /proc/PID/stat."""
+    # The command name (field 2) may contain spaces and parentheses; fields after the last ')' are fixed.
+    fields = stat_text.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of the whole line
 
 
 def read_snmp_udp() -> dict[str, int]:
@@ -105,6 +113,12 @@ def _per_pid(pids: list[int], name: str, parse) -> list[int]:
 def rss_kib(pids: list[int]) -> list[int]:
     """VmRSS of each pid in KiB; shared pages count once per process."""
     return _per_pid(pids, "status", parse_vmrss_kib)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by the processes in `pids`."""
+    ticks = _per_pid(pids, "stat", parse_cpu_ticks)
+    return sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def pss_kib(pids: list[int]) -> list[int]:

@@ -31,6 +31,7 @@ class Measurement:
     value: float  # the number compared between the two servers
     detail: str  # what else a reader needs to trust it (loss, timeouts, ...)
     loss: float = 0.0  # fraction of offered requests the kernel dropped (silent case)
+    handled: int = 0  # requests the server processed, for its CPU time per request
 
 
 def run_parallel(jobs: list[tuple[Callable, dict]]) -> list[dict]:
@@ -84,6 +85,7 @@ def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement
         f"offered {sent / elapsed / 1000:.0f}k/s, lost {100 * drops / max(sent, 1):.1f}% "
         f"(socket drops {drops}, Udp RcvbufErrors +{rcvbuf}{own_text})",
         loss=drops / max(sent, 1),
+        handled=sent - drops,
     )
 
 
@@ -100,7 +102,12 @@ def _answered(server: servers.Server, args: argparse.Namespace, template: bytes,
     return Measurement(
         total(results, f"status_{code}") / elapsed,
         f"other replies {others}, window timeouts {total(results, 'timeouts')}",
+        handled=answered(results),
     )
+
+
+def answered(results: list[dict]) -> int:
+    return sum(v for k, v in total_counts(results).items() if k.startswith("status_"))
 
 
 def total_counts(results: list[dict]) -> dict[str, int]:
@@ -134,6 +141,7 @@ def case_digest(server: servers.Server, args: argparse.Namespace) -> Measurement
     return Measurement(
         total(results, "status_200") / seconds(results),
         f"401 challenges {total(results, 'status_401')}, timeouts {total(results, 'timeouts')}",
+        handled=answered(results),
     )
 
 
@@ -152,11 +160,12 @@ def case_memory(server: servers.Server, args: argparse.Namespace) -> Measurement
     results = run_parallel([(loadgen.closed_loop, {**job, "sources": sources[half::2]}) for half in range(2)])
     pids = server.pids()
     rss, pss = procstats.rss_kib(pids), procstats.pss_kib(pids)
-    answered = sum(v for k, v in total_counts(results).items() if k.startswith("status_"))
+    replies = answered(results)
     return Measurement(
         sum(rss) / MIB,
-        f"{total(results, 'sent')} sent, {answered} answered in {seconds(results):.0f} s; VmRSS summed over "
+        f"{total(results, 'sent')} sent, {replies} answered in {seconds(results):.0f} s; VmRSS summed over "
         f"{len(rss)} processes (largest {max(rss) / MIB:.1f} MiB), PSS sum {sum(pss) / MIB:.1f} MiB",
+        handled=replies,
     )
 
 
@@ -239,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                     kinds[server_name], reply_unauthorized=case.reply_unauthorized, workers=args.workers,
                     per_source_limit=case.per_source_limit,
                 ) as server:
-                    measured[server_name] = case.run(server, args)
+                    cpu_before = procstats.cpu_seconds(server.pids())
+                    result = case.run(server, args)
+                    cpu = procstats.cpu_seconds(server.pids()) - cpu_before
+                    if result.handled:
+                        # CPU per request hardly depends on how busy the machine was; rates do.
+                        result.detail += f"; server CPU {cpu / result.handled * 1e6:.1f} µs/request"
+                    measured[server_name] = result
             except RuntimeError as error:
                 print(f"  {server_name} failed: {error}", file=sys.stderr)
                 continue

@@ -117,3 +117,14 @@ def test_pktinfo_sets_the_source_address_on_loopback():
         sender.bind(("127.0.0.1", 0))
         sender.sendmsg([b"x"], loadgen.pktinfo_source("127.9.8.7"), 0, sink.getsockname())
         assert sink.recvfrom(16)[1][0] == "127.9.8.7"
+
+
+def test_cpu_ticks_are_utime_plus_stime_even_with_a_tricky_command_name():
+    # Fields 14 and 15 (utime 7, stime 5) after a command name holding spaces and ')'.
+    stat = "42 (my (odd) name) S 1 42 42 0 -1 4194304 10 0 0 0 7 5 0 0 20 0 1 0 100 0 0"
+    assert procstats.parse_cpu_ticks(stat) == 12
+
+
+def test_pss_is_read_from_smaps_rollup():
+    rollup = "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss:     20000 kB\nPss:      9000 kB\n"
+    assert procstats.parse_pss_kib(rollup) == 9000
