@@ -32,6 +32,7 @@ class Measurement:
     detail: str  # what else a reader needs to trust it (loss, timeouts, ...)
     loss: float = 0.0  # fraction of offered requests the kernel dropped (silent case)
     handled: int = 0  # requests the server processed, for its CPU time per request
+    cpu_us: float = 0.0  # server CPU time (user + system, all its processes) per handled request
 
 
 def run_parallel(jobs: list[tuple[Callable, dict]]) -> list[dict]:
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                     cpu = procstats.cpu_seconds(server.pids()) - cpu_before
                     if result.handled:
                         # CPU per request hardly depends on how busy the machine was; rates do.
-                        result.detail += f"; server CPU {cpu / result.handled * 1e6:.1f} µs/request"
+                        result.cpu_us = cpu / result.handled * 1e6
                     measured[server_name] = result
             except RuntimeError as error:
                 print(f"  {server_name} failed: {error}", file=sys.stderr)
@@ -276,10 +277,20 @@ def print_table(rows: list[tuple[Case, Measurement | None, Measurement | None]])
         kam_text = format_value(kam.value, case.unit) if kam else "-"
         resp_text = format_value(resp.value, case.unit) if resp else "-"
         ratio_text = f"{ratio(kam, resp):.2f}x" if kam and resp else "-"
+        if kam and resp and not case.unit.endswith("/s"):
+            ratio_text += " (lower is better)"
         met = ("yes" if case.met(kam, resp) else "NO") if kam and resp else "-"
         notes = "; ".join(f"{who}: {m.detail}" for who, m in (("K", kam), ("R", resp)) if m)
         cells = [case.name, case.unit, kam_text, resp_text, ratio_text, case.target, met, notes]
         print("| " + " | ".join(cells) + " |")
+    print("\nServer CPU time (user + system, all processes) per request handled:\n")
+    print("| case | Kamailio µs | responder µs | responder / Kamailio |")
+    print("|---|---|---|---|")
+    for case, kam, resp in rows:
+        if (kam and kam.cpu_us) or (resp and resp.cpu_us):
+            kam_us, resp_us = (kam.cpu_us if kam else 0), (resp.cpu_us if resp else 0)
+            share = f"{resp_us / kam_us:.2f}" if kam_us and resp_us else "-"
+            print(f"| {case.name} | {kam_us:.1f} | {resp_us:.1f} | {share} |")
 
 
 if __name__ == "__main__":
