@@ -263,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{measured[server_name].detail}", file=sys.stderr, flush=True)
         rows.append((case, measured.get("kamailio"), measured.get("responder")))
     print_table(rows)
+    print(f"\nresponder: {servers.responder_version()}; kamailio: {servers.kamailio_version()}")
     # Other work on the machine moves these numbers: the load average says how quiet it was.
     load_after = os.getloadavg()
-    print(f"\nload average (1/5/15 min) before: {' '.join(f'{v:.2f}' for v in load_before)}, "
+    print(f"load average (1/5/15 min) before: {' '.join(f'{v:.2f}' for v in load_before)}, "
           f"after: {' '.join(f'{v:.2f}' for v in load_after)}; duration {args.duration:g} s per load case")
     return 0
 

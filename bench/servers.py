@@ -163,6 +163,26 @@ class Responder(Server):
         return [sys.executable, *profiler, *run]
 
 
+def _output(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def responder_version() -> str:
+    """The commit of sipresponder/ being measured, and whether the work tree differs from it."""
+    commit = _output(["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "sipresponder"])
+    dirty = _output(["git", "-C", str(REPO), "status", "--porcelain", "--", "sipresponder"])
+    return f"sipresponder/ at {commit or 'unknown commit'}{' + uncommitted changes' if dirty else ''}"
+
+
+def kamailio_version() -> str:
+    first = _output(["kamailio", "-v"]).splitlines()
+    return first[0].removeprefix("version: ").strip() if first else "not found"
+
+
 @contextlib.contextmanager
 def running(kind: type[Server], **options: object):
     server = kind(**options)
