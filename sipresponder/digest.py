@@ -1,7 +1,9 @@
 """HTTP Digest for SIP (RFC 7616 as used by RFC 3261/8760): MD5 and SHA-256, qop=auth only.
 
-Nonces are stateless: "<issue time hex>.<HMAC of it>", so any nonce we issued can be checked
-without storing it, and an old one is recognised as stale. Replay protection is a bounded
+Nonces are stateless: "<issue time hex>.<HMAC of it>.<counter hex>", so any nonce we issued can
+be checked without storing it, and an old one is recognised as stale. The counter makes every
+challenge's nonce unique (clients with a predictable cnonce would otherwise collide in the
+replay table); it needs no MAC of its own because the digest response covers the whole nonce. Replay protection is a bounded
 table of the highest nonce-count seen per (nonce, cnonce, username); when that table has to
 forget an entry, every nonce issued up to the forgotten one's time is treated as stale, so
 forgetting never reopens a replay.
@@ -114,15 +116,17 @@ class Authenticator:
         self.counts = BoundedTable(capacity)
         self.floor = -1  # nonces issued at or before this second are stale (see module doc)
         self._cached: tuple[int, str] = (-1, "")
+        self._counter = 0
 
     def nonce(self, now: float) -> str:
-        """A nonce for this second; one HMAC per second however many challenges go out."""
+        """A fresh nonce; one HMAC per second however many challenges go out."""
         second = int(now)
         if self._cached[0] != second:
             stamp = format(second, "x")
             mac = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
-            self._cached = (second, f"{stamp}.{mac}")
-        return self._cached[1]
+            self._cached = (second, f"{stamp}.{mac}.")
+        self._counter += 1
+        return f"{self._cached[1]}{self._counter:x}"
 
     def challenges(self, now: float, stale: bool = False) -> list[str]:
         """WWW-Authenticate/Proxy-Authenticate values, most preferred algorithm first (RFC 8760)."""
@@ -134,9 +138,11 @@ class Authenticator:
         ]
 
     def nonce_state(self, nonce: str, now: float) -> str:
-        stamp, dot, mac = nonce.partition(".")
+        stamp, dot, rest = nonce.partition(".")
+        mac, _, counter = rest.partition(".")
         try:
             issued = int(stamp, 16)
+            int(counter, 16)
         except ValueError:
             return FAIL
         good = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]

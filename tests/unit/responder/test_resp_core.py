@@ -28,8 +28,8 @@ def status(actions):
 
 
 def untagged(reply: bytes, user: bytes) -> bytes:
-    """A reply with the account name and the To tag (derived from From) blanked out."""
-    return re.sub(rb";tag=[0-9a-f]{8}|z9hG4bK\w", b"", reply.replace(user, b"X"))
+    """A reply with the account name, the To tag (derived from From) and the (unique) nonce blanked out."""
+    return re.sub(rb';tag=[0-9a-f]{8}|z9hG4bK\w|nonce="[^"]*"', b"", reply.replace(user, b"X"))
 
 
 def register(c: Core, user="1001", password="s3cret", source=LAN, now=NOW, cseq=1, extra="", **kw):

@@ -93,7 +93,8 @@ def test_nonces_expire_are_unforgeable_and_counts_cannot_replay():
     assert auth.verify(_creds(auth, account, nonce, nc="00000002"), "REGISTER", account, 1000.0) == OK
     assert auth.verify(_creds(auth, account, nonce, cnonce="x"), "REGISTER", account, 1301.0) == STALE
     assert auth.verify(_creds(auth, account, nonce, password="wrong"), "REGISTER", account, 1000.0) == FAIL
-    forged = nonce.split(".")[0] + ".000000000000000000000000"
+    assert auth.nonce(1000.0) != nonce  # unique per challenge, even within one second
+    forged = nonce.split(".")[0] + ".000000000000000000000000.1"
     assert auth.verify(_creds(auth, account, forged), "REGISTER", account, 1000.0) == FAIL
     sha = _creds(auth, account, nonce, algorithm="SHA-256", cnonce="sha")
     assert auth.verify(sha, "REGISTER", account, 1000.0) == OK
