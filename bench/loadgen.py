@@ -167,13 +167,21 @@ def closed_loop(
 
 
 class _Lane:
-    """One REGISTER client: its own Call-ID, Contact, CSeq, nonce and nonce count."""
+    """One REGISTER client: its own Call-ID, Contact, CSeq, nonce and nonce count.
+
+    Like a phone, it keeps one cnonce per challenge and counts requests with nc.
+    """
 
     def __init__(self, template: bytes, name: str):
         self.template, self.name = template, name
         self.answer: sipmsg.DigestAnswer | None = None
+        self.challenges = 0
         self.nc = 0
         self.cseq = 0
+
+    def adopt(self, answer: sipmsg.DigestAnswer | None) -> None:
+        self.answer, self.nc = answer, 0
+        self.challenges += 1
 
     def next_request(self, n: int) -> bytes:
         self.cseq += 1
@@ -181,7 +189,7 @@ class _Lane:
         if self.answer is None:
             return packet
         self.nc += 1
-        header = self.answer.header(self.nc, f"{self.name}{n:x}")
+        header = self.answer.header(self.nc, f"{self.name}c{self.challenges}")
         return sipmsg.with_header(packet, f"Authorization: {header}")
 
 
@@ -240,7 +248,7 @@ def digest_register(
             except TimeoutError:
                 timeouts += 1
                 for lane in by_call_id.values():
-                    lane.answer = None  # start over: fresh challenge for every lane
+                    lane.adopt(None)  # start over: fresh challenge for every lane
                     send(lane)
                 continue
             code = sipmsg.status_code(reply)
@@ -250,9 +258,9 @@ def digest_register(
                 continue
             challenge = sipmsg.parse_challenge(reply) if code in (401, 407) else None
             if challenge:
-                lane.answer, lane.nc = answer(challenge), 0
+                lane.adopt(answer(challenge))
             elif code != 200:
-                lane.answer = None
+                lane.adopt(None)
             send(lane)
     finally:
         sock.close()
