@@ -122,7 +122,9 @@ options:
     elements: int
     default: [22]
   persist:
-    description: Load the layer at boot through C(sipguard-firewall.service).
+    description:
+      - Load the layer at boot through C(sipguard-firewall.service).
+      - V(false) removes the unit and boot files an earlier run wrote.
     type: bool
     default: true
   rollback_timeout:
@@ -282,12 +284,17 @@ def make_runner(module):
 
 
 def plan_persistence(module, spec, bins, diffs):
-    """The boot files to write (empty when persistence is off or impossible)."""
-    if not module.params["persist"]:
-        return {}
+    """The boot files to write: a dict, {} for none, or None when stale ones must go
+    (persist: false after an earlier persist: true)."""
     if not systemd_usable():
-        module.warn("persist: systemd is not running in this network namespace, so the layer was "
-                    "applied but will not survive a reboot")
+        if module.params["persist"]:
+            module.warn("persist: systemd is not running in this network namespace, so the layer "
+                        "is applied but will not survive a reboot")
+        return {}
+    if not module.params["persist"]:
+        if boot_files_exist(spec.name):
+            diffs.append("boot files exist but persist is false")
+            return None
         return {}
     boot = boot_files(spec, bins)
     if files_differ(boot) and not _pending_has(spec.name, boot):
@@ -316,9 +323,9 @@ def run_present(module, nf, bins, run, result):
     spec = build_spec(params)
     result["rules"] = {f"ipv{v}": render_rules(spec, v) for v in spec.ip_versions}
     result["ipsets"] = ipset_names(spec.name, spec.ip_versions)
-    current = nf.read_state(spec.name)
+    current = nf.read_state(spec.name, spec.ip_versions)
     diffs = differences(spec, current)
-    rules_differ = bool(diffs)
+    rules_differ = bool(diffs)  # before the boot-file and block-address notes join the list
     boot = plan_persistence(module, spec, bins, diffs)
     plan_blocking(nf, spec, bins, diffs)
 
@@ -345,7 +352,9 @@ def run_present(module, nf, bins, run, result):
         if guarded:
             drop_guard(spec.name, run)
         raise
-    if boot and not guarded:
+    if boot is None:
+        remove_boot_files(spec.name, run)
+    elif boot and not guarded:
         install_boot_files(boot, run, spec.name)
     result["blocked"], result["conntrack_deleted"] = block_addresses(nf, spec, block_members(nf, spec))
     result["rollback_pending"] = guard_pending(spec.name)
@@ -363,7 +372,7 @@ def _pending_has(name, boot):
 
 def run_absent(module, nf, run, result):
     name = build_spec({"name": module.params["name"]}).name
-    current = nf.read_state(name)
+    current = nf.read_state(name, required=())
     boot = boot_files_exist(name) if systemd_usable() else []
     pending = guard_pending(name)
     result["changed"] = current.exists() or bool(boot) or pending

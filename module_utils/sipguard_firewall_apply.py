@@ -63,8 +63,11 @@ class Netfilter:
     def run(self, tool, args, data=None, ok=(0,)):
         rc, out, err = self._run_cmd([self.bins[tool], *args], data)
         if rc not in ok:
-            detail = (err or out or "").strip().splitlines()
-            raise FirewallError(f"{tool} {' '.join(args)} failed (exit {rc}): {' / '.join(detail[:4])}")
+            detail = " / ".join((err or out or "").strip().splitlines()[:4])
+            if "open socket to ipset" in detail:
+                # iptables reaches ipset through a raw socket: containers need CAP_NET_RAW too.
+                detail += " (the set match needs CAP_NET_RAW; in a container add NET_RAW)"
+            raise FirewallError(f"{tool} {' '.join(args)} failed (exit {rc}): {detail}")
         return rc, out, err
 
     def _tool(self, version, kind):
@@ -97,10 +100,17 @@ class Netfilter:
                 return _first_int(line)
         return 0
 
-    def read_state(self, name):
+    def read_state(self, name, required=VERSIONS):
+        """Our objects as they are now. A version not in ``required`` may be unreadable
+        (a host without IPv6 support): it then counts as having none of our objects."""
         state = LayerState()
         for v in VERSIONS:
-            state.rules[v], state.jumps[v] = own_lines(self.save(v), name)
+            try:
+                state.rules[v], state.jumps[v] = own_lines(self.save(v), name)
+            except FirewallError:
+                if v in required:
+                    raise
+                state.rules[v], state.jumps[v] = [], []
         existing = self.set_names()
         for set_name in ipset_names(name):
             if set_name in existing:

@@ -149,14 +149,20 @@ def remove_boot_files(name, run):
     paths = boot_files_exist(name)
     if not paths:
         return False
+    run(["systemctl", "stop", unit_name(name)])  # only clears its "active (exited)" state
     _must(run, ["systemctl", "disable", unit_name(name)])
     for path in paths:
         os.unlink(path)
     _must(run, ["systemctl", "daemon-reload"])
-    for directory in (CONF_DIR, os.path.dirname(CONF_DIR)):
-        if os.path.isdir(directory) and not os.listdir(directory):
-            os.rmdir(directory)
+    remove_empty_dirs(CONF_DIR)
     return True
+
+
+def remove_empty_dirs(directory):
+    """Remove ``directory`` and then its parent, each only if empty (we may have created them)."""
+    for path in (directory, os.path.dirname(directory)):
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
 
 
 # --- rollback guard ------------------------------------------------------------
@@ -205,6 +211,8 @@ def rollback_script(name, previous, spec, bins):
         if set_name not in previous.sets:
             lines.append(f"{bins['ipset']} destroy {set_name} 2>/dev/null")
     lines.append(f"rm -rf {directory}")
+    lines.append(f"rmdir {STATE_DIR} {os.path.dirname(STATE_DIR)} 2>/dev/null")
+    lines.append("exit 0")
     return "\n".join(lines) + "\n"
 
 
@@ -277,6 +285,7 @@ def confirm_guard(name, run):
         with open(files_json) as handle:
             install_boot_files(json.load(handle), run, name)
     shutil.rmtree(guard_dir(name))
+    remove_empty_dirs(STATE_DIR)
     return True
 
 
@@ -286,4 +295,5 @@ def drop_guard(name, run):
         return False
     _cancel_timer(name, run)
     shutil.rmtree(guard_dir(name))
+    remove_empty_dirs(STATE_DIR)
     return True

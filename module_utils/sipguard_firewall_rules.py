@@ -211,6 +211,10 @@ def build_spec(options):
         text = _safe_text(ua, "scanner_user_agents", STRING_MAX)
         if text not in user_agents:
             user_agents.append(text)
+    block = _addresses_by_version(options.get("block_addresses"), "block_addresses")
+    for v in (4, 6):
+        if block[v] and v not in versions:
+            raise FirewallConfigError(f"block_addresses: {block[v][0]} is IPv{v}, but ip_versions has no {v}")
     log_prefix = _safe_text(options.get("log_prefix", "sipguard: "), "log_prefix",
                             LOG_PREFIX_MAX - max(len(t) for t in LOG_TAGS))
     return FirewallSpec(
@@ -232,7 +236,7 @@ def build_spec(options):
         final_action=_final_action(options.get("final_action", "DROP")),
         management_ports=_ports(options.get("management_ports", [22]), "management_ports",
                                 allow_empty=True),
-        block_addresses=_addresses_by_version(options.get("block_addresses"), "block_addresses"),
+        block_addresses=block,
     )
 
 

@@ -73,6 +73,20 @@ def sh(*args, check=True):
     return subprocess.run(args, capture_output=True, text=True, check=check, timeout=60)
 
 
+def run_ansible(target, args, check=False, diff=False, check_ok=True):
+    """`target` is the ansible command up to the host pattern; returns the module's result."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_NOCOLOR="1")
+    cmd = [*target, "-m", "sipguard_firewall", "-a", json.dumps(args)]
+    cmd += (["--check"] if check else []) + (["--diff"] if diff else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
+    hosts = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
+    result = next(iter(hosts.values()))
+    if check_ok:
+        assert not result.get("failed"), result.get("msg")
+    return result
+
+
 class Lab:
     """Two namespaces and the calls the tests make into them."""
 
@@ -92,7 +106,8 @@ class Lab:
             sh("ip", "-n", ns, "link", "set", dev, "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
         for tool in ("iptables-restore", "ip6tables-restore"):
-            subprocess.run(["ip", "netns", "exec", self.server, tool], input=BASELINE, text=True, check=True)
+            subprocess.run(["ip", "netns", "exec", self.server, tool], input=BASELINE, text=True, check=True,
+                           timeout=30)
         self.srv("ipset", "create", "other-set", "hash:ip")
 
     def down(self):
@@ -118,19 +133,11 @@ class Lab:
 
     def module(self, args, check=False, diff=False, check_ok=True):
         """Run the module with `ansible localhost -m` inside the server namespace."""
-        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-                   ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_NOCOLOR="1")
         args = {"name": self.name, **args}
         if args.get("state", "present") == "present":
             args.setdefault("persist", False)
-        cmd = ["ip", "netns", "exec", self.server, str(ANSIBLE), "localhost", "-m", "sipguard_firewall",
-               "-a", json.dumps(args)] + (["--check"] if check else []) + (["--diff"] if diff else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
-                              check=False)
-        result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-        if check_ok:
-            assert not result.get("failed"), result.get("msg")
-        return result
+        target = ["ip", "netns", "exec", self.server, str(ANSIBLE), "localhost"]
+        return run_ansible(target, args, check=check, diff=diff, check_ok=check_ok)
 
     def echo_server(self, address):
         proc = subprocess.Popen(["ip", "netns", "exec", self.server, sys.executable, "-c", ECHO, address],
@@ -304,12 +311,105 @@ def test_rollback_guard_restores_the_previous_state_unless_confirmed(lab):
     assert lab.snapshot() == before, "nobody confirmed: the layer must be rolled back"
 
     lab.module({"scanner_user_agents": ["sipvicious"]})
-    applied = lab.snapshot()
-    pending = lab.module({"scanner_user_agents": ["sipcli"], "rollback_timeout": 3})
-    assert pending["rollback_pending"]
+    guard = f"/var/lib/sipguard/firewall/{lab.name}"
+    pending = lab.module({"scanner_user_agents": ["sipcli"], "rollback_timeout": 60})
+    assert pending["rollback_pending"] and sleepers(guard)
     confirmed = lab.module({"state": "confirmed"})
     assert confirmed["changed"] and not confirmed["rollback_pending"]
-    time.sleep(4)
-    assert lab.snapshot() != applied
+    assert not sleepers(guard), "confirming must end the timer process"
+    assert not os.path.exists(guard)
     assert "sipcli" in lab.srv("iptables-save")
     assert not lab.module({"state": "confirmed"})["changed"]
+
+
+def sleepers(guard):
+    """Processes whose command line names the guard directory (the detached rollback timer)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if guard.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+# --- persistence and the systemd rollback timer, in a container with systemd as PID 1 ---------
+
+IMAGE = os.environ.get("SIPGUARD_IMAGE", "localhost/sipguard-lab:latest")
+
+
+def wait_for_systemd(name):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = sh("podman", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"systemd in {name} did not come up: {state}")
+
+
+@pytest.fixture
+def container():
+    if os.geteuid() != 0 or not shutil.which("podman"):
+        pytest.skip("needs root and podman")
+    if sh("podman", "image", "exists", IMAGE, check=False).returncode != 0:
+        pytest.skip(f"image {IMAGE} not built (scripts/build-image.sh)")
+    name = f"sgfw-ct{os.getpid() % 100000}"
+    # No network at all: the test talks to it through `podman exec` only. The set match reaches
+    # ipset through a raw socket, hence NET_RAW next to NET_ADMIN.
+    sh("podman", "run", "-d", "--name", name, "--network", "none", "--systemd=always",
+       "--cap-add", "NET_ADMIN,NET_RAW", IMAGE, "/lib/systemd/systemd")
+    try:
+        wait_for_systemd(name)
+        for tool in ("iptables-restore", "ip6tables-restore"):
+            subprocess.run(["podman", "exec", "-i", name, tool], input=BASELINE, text=True, check=True,
+                           timeout=30)
+        yield name
+    finally:
+        sh("podman", "rm", "-f", "-t", "0", name, check=False)
+
+
+def test_persistence_and_the_systemd_rollback_timer_in_a_container(container):
+    def ct(*args):
+        return sh("podman", "exec", container, *args, check=False).stdout
+
+    def snapshot():
+        rules = [line for tool in ("iptables-save", "ip6tables-save")
+                 for line in ct(tool).splitlines() if not line.startswith("#")]
+        files = ct("sh", "-c", "ls -d /etc/sipguard /var/lib/sipguard /etc/systemd/system/sipguard*")
+        return rules, ct("ipset", "list", "-n").split(), files
+
+    def module(args):
+        target = [str(ANSIBLE), "all", "-i", f"{container},", "-c", "containers.podman.podman"]
+        return run_ansible(target, args)
+
+    before = snapshot()
+    options = {"scanner_user_agents": ["friendly-scanner"]}
+    applied = module(options)
+    assert applied["changed"] and not applied.get("warnings")
+    assert ct("systemctl", "is-enabled", "sipguard-firewall.service").strip() == "enabled"
+
+    sh("podman", "restart", "-t", "2", container)  # a reboot: only the unit can bring the layer back
+    wait_for_systemd(container)
+    for tool in ("iptables-save", "ip6tables-save"):
+        input_rules = [line for line in ct(tool).splitlines() if line.startswith("-A INPUT")]
+        assert input_rules == ["-A INPUT -j sipguard-INPUT"], "the unit loaded the layer at boot"
+    assert not module(options)["changed"], "after boot the kernel must match the module's rendering"
+    # The container's own rules were not persisted; put them back so `absent` can be compared.
+    for tool in ("iptables-restore", "ip6tables-restore"):
+        subprocess.run(["podman", "exec", "-i", container, tool, "--noflush"], input=BASELINE, text=True,
+                       check=True, timeout=30)
+
+    guarded = module({"scanner_user_agents": ["sipcli"], "rollback_timeout": 8})
+    assert guarded["rollback_pending"]
+    assert "sipcli" in ct("iptables-save")
+    assert "sipcli" not in ct("cat", "/etc/sipguard/firewall/sipguard.rules4"), "persisted only on confirm"
+    deadline = time.monotonic() + 30
+    while "sipcli" in ct("iptables-save") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "sipcli" not in ct("iptables-save") and "friendly-scanner" in ct("iptables-save")
+    assert not module(options)["changed"]
+
+    assert module({"state": "absent"})["changed"]
+    assert snapshot() == before

@@ -15,6 +15,8 @@ _MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "module_utils")
 if _MODULE_UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_MODULE_UTILS)
 
+from ansible.module_utils.sipguard_firewall_apply import LayerState, revert_text  # noqa: E402
+from ansible.module_utils.sipguard_firewall_persist import boot_files, rollback_script  # noqa: E402
 from ansible.module_utils.sipguard_firewall_rules import (  # noqa: E402
     FirewallConfigError,
     allow_members,
@@ -34,8 +36,11 @@ def rules(version=4, **options):
 
 
 def sip_rules(version=4, **options):
-    return [line.removeprefix("-A sipguard-SIP ") for line in rules(version, **options)
-            if line.startswith("-A sipguard-SIP ")]
+    return [
+        line.removeprefix("-A sipguard-SIP ")
+        for line in rules(version, **options)
+        if line.startswith("-A sipguard-SIP ")
+    ]
 
 
 def test_default_layer_is_open_sip_with_block_and_allow_sets():
@@ -84,13 +89,21 @@ def test_scanner_user_agents_are_dropped_first_and_deduplicated():
 
 
 def test_log_adds_a_rate_limited_log_rule_before_each_drop():
-    lines = sip_rules(scanner_user_agents=["sipvicious"], log=True, log_rate="2/second",
-                      log_prefix="sg: ", allowed_networks=["198.18.0.0/24"])
-    assert lines[0] == ('-m string --string "sipvicious" --algo bm --icase -m limit --limit 2/sec '
-                        '-j LOG --log-prefix "sg: ua "')
+    lines = sip_rules(
+        scanner_user_agents=["sipvicious"],
+        log=True,
+        log_rate="2/second",
+        log_prefix="sg: ",
+        allowed_networks=["198.18.0.0/24"],
+    )
+    assert lines[0] == (
+        '-m string --string "sipvicious" --algo bm --icase -m limit --limit 2/sec '
+        '-j LOG --log-prefix "sg: ua "'
+    )
     assert lines[1].endswith("-j DROP")
-    assert lines[2] == ('-m set --match-set sipguard-block4 src -m limit --limit 2/sec '
-                        '-j LOG --log-prefix "sg: block "')
+    assert lines[2] == (
+        '-m set --match-set sipguard-block4 src -m limit --limit 2/sec -j LOG --log-prefix "sg: block "'
+    )
     assert lines[-2] == '-m limit --limit 2/sec -j LOG --log-prefix "sg: deny "'
     assert not [line for line in sip_rules(scanner_user_agents=["sipvicious"]) if "LOG" in line]
 
@@ -118,11 +131,14 @@ def test_hashlimit_name_is_short_and_changes_with_the_rate():
     assert len(hashlimit_name(a, 6)) <= 15
 
 
-@pytest.mark.parametrize(("action", "version", "target"), [
-    ("DROP", 4, "-j DROP"),
-    ("REJECT", 4, "-j REJECT --reject-with icmp-port-unreachable"),
-    ("REJECT", 6, "-j REJECT --reject-with icmp6-port-unreachable"),
-])
+@pytest.mark.parametrize(
+    ("action", "version", "target"),
+    [
+        ("DROP", 4, "-j DROP"),
+        ("REJECT", 4, "-j REJECT --reject-with icmp-port-unreachable"),
+        ("REJECT", 6, "-j REJECT --reject-with icmp6-port-unreachable"),
+    ],
+)
 def test_allowed_networks_close_sip_to_everyone_else(action, version, target):
     lines = sip_rules(version, allowed_networks=["198.18.0.0/24", "2001:2::/64"], final_action=action)
     assert lines[-1] == target
@@ -130,8 +146,12 @@ def test_allowed_networks_close_sip_to_everyone_else(action, version, target):
 
 
 def test_allow_set_holds_canonical_networks_and_trunks_per_version():
-    spec = build_spec({"allowed_networks": ["198.18.0.9/24", "2001:2:0:0::1/64", "198.18.7.7"],
-                       "trunk_addresses": ["198.18.7.7", "2001:2::5"]})
+    spec = build_spec(
+        {
+            "allowed_networks": ["198.18.0.9/24", "2001:2:0:0::1/64", "198.18.7.7"],
+            "trunk_addresses": ["198.18.7.7", "2001:2::5"],
+        }
+    )
     assert allow_members(spec, 4) == ("198.18.0.0/24", "198.18.7.7")
     assert allow_members(spec, 6) == ("2001:2::/64", "2001:2::5")
 
@@ -170,8 +190,13 @@ def test_apply_text_inserts_exactly_one_jump_at_position_1():
 
 def test_removal_text_deletes_jump_then_flushes_and_deletes_only_existing_chains():
     body = removal_text("sipguard", [1], {"sipguard-INPUT", "sipguard-SIP"}).splitlines()[1:-1]
-    assert body == ["-D INPUT -j sipguard-INPUT", ":sipguard-INPUT - [0:0]", ":sipguard-SIP - [0:0]",
-                    "-X sipguard-INPUT", "-X sipguard-SIP"]
+    assert body == [
+        "-D INPUT -j sipguard-INPUT",
+        ":sipguard-INPUT - [0:0]",
+        ":sipguard-SIP - [0:0]",
+        "-X sipguard-INPUT",
+        "-X sipguard-SIP",
+    ]
 
 
 def test_normalising_makes_renderer_and_iptables_save_spellings_agree():
@@ -184,44 +209,99 @@ def test_normalising_makes_renderer_and_iptables_save_spellings_agree():
 
 
 def test_own_lines_picks_our_chains_and_jump_positions_from_iptables_save():
-    save = "\n".join([
-        "*filter", ":INPUT DROP [0:0]", ":sipguard-SIP - [0:0]", ":other - [0:0]",
-        "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        "-A INPUT -j sipguard-INPUT", "-A INPUT -j other",
-        "-A sipguard-SIP -j DROP", "-A other -j DROP", "COMMIT",
-    ])
+    save = "\n".join(
+        [
+            "*filter",
+            ":INPUT DROP [0:0]",
+            ":sipguard-SIP - [0:0]",
+            ":other - [0:0]",
+            "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A INPUT -j sipguard-INPUT",
+            "-A INPUT -j other",
+            "-A sipguard-SIP -j DROP",
+            "-A other -j DROP",
+            "COMMIT",
+        ]
+    )
     ours, jumps = own_lines(save, "sipguard")
     assert ours == [":sipguard-SIP - [0:0]", "-A sipguard-SIP -j DROP"]
     assert jumps == [2]
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"name": "this-name-is-too-long"}, "name"),
-    ({"name": "1abc"}, "name"),
-    ({"sip_ports": []}, "sip_ports must name at least one port"),
-    ({"sip_ports": [70000]}, "sip_ports: 70000 is outside"),
-    ({"sip_ports": ["five"]}, "sip_ports: 'five'"),
-    ({"management_ports": [0]}, "management_ports"),
-    ({"protocols": ["sctp"]}, "protocols"),
-    ({"ip_versions": [5]}, "ip_versions"),
-    ({"allowed_networks": ["198.18.0.0/33"]}, "allowed_networks: '198.18.0.0/33'"),
-    ({"allowed_networks": ["0.0.0.0/0"]}, "leave allowed_networks empty"),
-    ({"trunk_addresses": ["trunk.example"]}, "trunk_addresses"),
-    ({"block_addresses": ["198.18.0.0/24"]}, "not a single IP address"),
-    ({"scanner_user_agents": ['say "hi"']}, "without quotes"),
-    ({"scanner_user_agents": ["x" * 129]}, "longer than 128"),
-    ({"scanner_user_agents": ["caf\u00e9"]}, "printable ASCII"),
-    ({"rate_limit": -1}, "rate_limit"),
-    ({"rate_burst": 0}, "rate_burst"),
-    ({"block_set_timeout": 0}, "block_set_timeout"),
-    ({"log_prefix": "x" * 24}, "log_prefix"),
-    ({"log_rate": "fast"}, "log_rate"),
-    ({"log_rate": "0/second"}, "log_rate"),
-    ({"final_action": "ACCEPT"}, "final_action"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "this-name-is-too-long"}, "name"),
+        ({"name": "1abc"}, "name"),
+        ({"sip_ports": []}, "sip_ports must name at least one port"),
+        ({"sip_ports": [70000]}, "sip_ports: 70000 is outside"),
+        ({"sip_ports": ["five"]}, "sip_ports: 'five'"),
+        ({"management_ports": [0]}, "management_ports"),
+        ({"protocols": ["sctp"]}, "protocols"),
+        ({"ip_versions": [5]}, "ip_versions"),
+        ({"allowed_networks": ["198.18.0.0/33"]}, "allowed_networks: '198.18.0.0/33'"),
+        ({"allowed_networks": ["0.0.0.0/0"]}, "leave allowed_networks empty"),
+        ({"trunk_addresses": ["trunk.example"]}, "trunk_addresses"),
+        ({"block_addresses": ["198.18.0.0/24"]}, "not a single IP address"),
+        ({"scanner_user_agents": ['say "hi"']}, "without quotes"),
+        ({"scanner_user_agents": ["x" * 129]}, "longer than 128"),
+        ({"scanner_user_agents": ["caf\u00e9"]}, "printable ASCII"),
+        ({"rate_limit": -1}, "rate_limit"),
+        ({"rate_burst": 0}, "rate_burst"),
+        ({"block_set_timeout": 0}, "block_set_timeout"),
+        ({"log_prefix": "x" * 24}, "log_prefix"),
+        ({"log_rate": "fast"}, "log_rate"),
+        ({"log_rate": "0/second"}, "log_rate"),
+        ({"final_action": "ACCEPT"}, "final_action"),
+    ],
+)
 def test_bad_options_are_refused_with_the_option_named(options, message):
     with pytest.raises(FirewallConfigError, match=message.replace("(", r"\(")):
         build_spec(options)
+
+
+BINS = {tool: f"/usr/sbin/{tool}" for tool in (
+    "iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "ipset")}
+
+
+def test_boot_unit_restores_sets_then_rules_then_the_jump_once():
+    files = boot_files(build_spec({"ip_versions": [4], "trunk_addresses": ["198.18.7.7"]}), BINS)
+    assert set(files) == {"/etc/sipguard/firewall/sipguard.ipset", "/etc/sipguard/firewall/sipguard.rules4",
+                          "/etc/systemd/system/sipguard-firewall.service"}
+    unit = files["/etc/systemd/system/sipguard-firewall.service"].splitlines()
+    assert {"Type=oneshot", "RemainAfterExit=yes", "Before=network-pre.target shutdown.target"} <= set(unit)
+    starts = [line for line in unit if line.startswith("ExecStart=")]
+    conf = "/etc/sipguard/firewall/sipguard"
+    assert starts[0] == f"ExecStart=/usr/sbin/ipset -exist -file {conf}.ipset restore"
+    assert starts[1] == f"ExecStart=/usr/sbin/iptables-restore --noflush {conf}.rules4"
+    assert "-C INPUT -j sipguard-INPUT 2>/dev/null || /usr/sbin/iptables -I INPUT 1" in starts[2]
+    assert "add sipguard-allow4 198.18.7.7" in files["/etc/sipguard/firewall/sipguard.ipset"]
+    assert "-I INPUT" not in files["/etc/sipguard/firewall/sipguard.rules4"]
+
+
+def test_rollback_to_nothing_removes_chains_jump_and_new_sets():
+    nothing = LayerState(rules={4: [], 6: []}, jumps={4: [], 6: []}, sets={})
+    script = rollback_script("sipguard", nothing, build_spec({"ip_versions": [4]}), BINS)
+    assert "-D INPUT -j sipguard-INPUT\n:sipguard-INPUT - [0:0]" in script
+    assert "-X sipguard-BAN" in script
+    assert script.count("ipset destroy") == 4
+    assert "ip6tables-restore" not in script  # IPv6 was neither there before nor applied
+
+
+def test_rollback_to_earlier_rules_puts_them_and_the_allow_set_back():
+    earlier = LayerState(
+        rules={4: [":sipguard-SIP - [0:0]", "-A sipguard-SIP -j DROP"], 6: []},
+        jumps={4: [1], 6: []},
+        sets={"sipguard-allow4": "create sipguard-allow4 hash:net family inet\n"
+                                 "add sipguard-allow4 198.18.3.0/24",
+              "sipguard-block4": "create sipguard-block4 hash:ip family inet timeout 300"},
+    )
+    text = revert_text("sipguard", 4, earlier, [1]).splitlines()
+    assert "-A sipguard-SIP -j DROP" in text
+    assert text[-3:-1] == ["-D INPUT -j sipguard-INPUT", "-I INPUT 1 -j sipguard-INPUT"]
+    script = rollback_script("sipguard", earlier, build_spec({"ip_versions": [4]}), BINS)
+    assert "add sipguard-allow4-new 198.18.3.0/24\nswap sipguard-allow4-new sipguard-allow4" in script
+    assert "destroy sipguard-allow4 " not in script and "ipset destroy sipguard-block6" in script
 
 
 def test_module_refuses_bad_input_before_touching_anything(run_module):
