@@ -3,10 +3,11 @@
 Nonces are stateless: "<issue time hex>.<HMAC of it>.<counter hex>", so any nonce we issued can
 be checked without storing it, and an old one is recognised as stale. The counter makes every
 challenge's nonce unique (clients with a predictable cnonce would otherwise collide in the
-replay table); it needs no MAC of its own because the digest response covers the whole nonce. Replay protection is a bounded
-table of the highest nonce-count seen per (nonce, cnonce, username); when that table has to
-forget an entry, every nonce issued up to the forgotten one's time is treated as stale, so
-forgetting never reopens a replay.
+replay table); it needs no MAC of its own because the digest response covers the whole nonce.
+
+Replay protection is a bounded table of the highest nonce-count seen per (nonce, cnonce,
+username); when that table has to forget an entry, every nonce issued up to the forgotten
+one's time is treated as stale, so forgetting never reopens a replay.
 """
 
 from __future__ import annotations

@@ -204,15 +204,18 @@ class Server:
                 self.housekeeping(now)
         self.shutdown()
 
-    def housekeeping(self, now: float) -> None:
+    def refresh_stats(self, now: float) -> None:
         self.core.tick(now)
-        self.trace.flush()
         counts = self.core.stats.counts
         counts["block_hook_calls"], counts["block_hook_errors"] = self.blocker.calls, self.blocker.errors
+        self.core.stats.gauges["tcp_connections"] = len(self.connections)
+
+    def housekeeping(self, now: float) -> None:
+        self.refresh_stats(now)
+        self.trace.flush()
         idle = self.cfg.settings.limits_tcp_idle_seconds
         for conn in [c for c in self.connections.values() if now - c.last > idle]:
             self.close(conn)
-        self.core.stats.gauges["tcp_connections"] = len(self.connections)
 
     def shutdown(self) -> None:
         for conn in list(self.connections.values()):
@@ -371,7 +374,7 @@ class Server:
     def command(self, line: str) -> dict:
         words = line.split()
         if words == ["stats"]:
-            self.core.tick(time.time())
+            self.refresh_stats(time.time())
             return {"ok": True, "stats": self.core.stats.snapshot()}
         if len(words) == 2 and words[0] == "trace" and words[1] in ("on", "off"):
             ok = self.set_trace(words[1] == "on")
@@ -402,7 +405,7 @@ class Server:
             sock.settimeout(0.5)
             try:
                 sock.recv(4096)
-                self.core.tick(time.time())
+                self.refresh_stats(time.time())
                 body = self.core.stats.prometheus().encode()
                 head = (f"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                         f"Content-Length: {len(body)}\r\n\r\n").encode()

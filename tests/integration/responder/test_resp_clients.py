@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ENDPOINTS, request, udp_exchange
+from resp_live_helpers import ENDPOINTS, request, udp_exchange
 
 pytestmark = pytest.mark.integration
 

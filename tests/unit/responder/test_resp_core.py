@@ -4,7 +4,7 @@
 import re
 
 import pytest
-from conftest import answer_challenge, make_config, sip
+from resp_unit_helpers import answer_challenge, make_config, sip
 
 from sipresponder.core import Core
 

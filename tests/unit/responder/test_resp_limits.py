@@ -3,7 +3,7 @@
 
 import ipaddress
 
-from conftest import make_config
+from resp_unit_helpers import make_config
 
 from sipresponder import policy
 from sipresponder.config import Account
@@ -21,10 +21,10 @@ def test_bounded_table_forgets_the_least_recently_updated():
     assert "b" not in table and len(table) == 3
 
 
-def test_tables_stay_bounded_under_a_million_spoofed_sources():
+def test_tables_stay_bounded_under_a_flood_of_spoofed_sources():
     limiter = RateLimiter(rate=10, burst=10, capacity=1000)
     suspensions = Suspensions(max_retry=3, suspend_seconds=60, capacity=1000)
-    for i in range(1_000_000):
+    for i in range(200_000):
         source = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
         limiter.allow(source, 0.0)
         suspensions.fail(source, 0.0)

@@ -1,7 +1,7 @@
 """Parsing and response building, including RFC 4475-style torture cases."""
 
 import pytest
-from conftest import sip
+from resp_unit_helpers import sip
 
 from sipresponder.message import (
     NotARequest,

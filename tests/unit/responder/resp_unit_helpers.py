@@ -1,7 +1,5 @@
 """Shared helpers for the responder's unit tests: configurations and SIP requests as bytes."""
 
-import pytest
-
 from sipresponder import config
 
 ENDPOINTS = """
@@ -65,11 +63,6 @@ def sip(
         lines.append(headers)
     lines.append(f"Content-Length: {len(body.encode())}")
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
-
-
-@pytest.fixture
-def cfg():
-    return make_config()
 
 
 def answer_challenge(
