@@ -100,12 +100,13 @@ def sipguard_audit_columns(rows, methods):
 
 
 def sipguard_audit_table(rows, methods):
-    """The exposure table as fixed-width text, then one line per problem."""
+    """The exposure table as fixed-width text, a legend, then one line per problem."""
     columns = sipguard_audit_columns(rows, methods)
     lines = [columns["header"], *columns["rows"]]
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns["header"]))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
+    text.append(f"(answers to {' '.join(methods)} from each vantage point; - = silent)")
     for row in rows:
         text += [f"{row['host']}: {problem}" for problem in row["problems"]]
     return "\n".join(text)
