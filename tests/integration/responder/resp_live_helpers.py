@@ -23,6 +23,14 @@ networks = ["127.0.0.11/32"]
 name = "loopback-trunk"
 addresses = ["127.0.0.20"]
 """
+# 127.0.0.1 (and ::1) is where sipsak and SIPp send from; these endpoints make it an account network.
+CLIENT_ENDPOINTS = ENDPOINTS.replace(
+    'lan_networks = ["127.0.0.10/32"]', 'lan_networks = ["127.0.0.1/32", "::1/128"]'
+)
+MD5_FIRST = (
+    '[auth]\nalgorithms = ["MD5", "SHA-256"]\n'  # sipsak and SIPp answer the first challenge, MD5 only
+)
+SIPP_SCENARIO = Path(__file__).with_name("sipp_register.xml")
 
 
 def free_port() -> int:

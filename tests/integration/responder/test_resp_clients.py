@@ -3,19 +3,11 @@
 import shutil
 import socket
 import subprocess
-from pathlib import Path
 
 import pytest
-from resp_live_helpers import ENDPOINTS, request, udp_exchange
+from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, SIPP_SCENARIO, request, udp_exchange
 
 pytestmark = pytest.mark.integration
-
-# 127.0.0.1 is where sipsak and SIPp send from; make it (and ::1) an account network here.
-CLIENT_ENDPOINTS = ENDPOINTS.replace(
-    'lan_networks = ["127.0.0.10/32"]', 'lan_networks = ["127.0.0.1/32", "::1/128"]'
-)
-SIPP_SCENARIO = Path(__file__).with_name("sipp_register.xml")
-MD5_FIRST = '[auth]\nalgorithms = ["MD5", "SHA-256"]\n'  # sipsak and SIPp take the first challenge, MD5 only
 
 
 @pytest.mark.skipif(shutil.which("sipsak") is None, reason="sipsak is not installed")

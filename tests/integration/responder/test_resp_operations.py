@@ -8,16 +8,11 @@ import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
-from resp_live_helpers import ENDPOINTS, free_port, request, udp_exchange
+from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, SIPP_SCENARIO, free_port, request, udp_exchange
 
 pytestmark = pytest.mark.integration
-
-SIPP_SCENARIO = Path(__file__).with_name("sipp_register.xml")
-CLIENT_ENDPOINTS = ENDPOINTS.replace('lan_networks = ["127.0.0.10/32"]', 'lan_networks = ["127.0.0.1/32"]')
-MD5_FIRST = '[auth]\nalgorithms = ["MD5", "SHA-256"]\n'
 
 
 def wait_for(predicate, timeout: float = 5.0) -> None:
