@@ -7,7 +7,9 @@ Both behave the same way (see bench/kamailio/responder-like.cfg for the rule):
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -78,15 +80,24 @@ class Server:
         return procstats.process_tree(self.process.pid) if self.process else []
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        """Stop the server and everything it forked (its own session and process group)."""
+        if self.process:
+            group = self.process.pid  # start_new_session: the group id is the server's pid
+            self._signal_group(group, signal.SIGTERM)
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._signal_group(group, signal.SIGKILL)
                 self.process.wait(5)
-        # Kamailio's children die with their parent; a stray one still holds the port otherwise.
+            # Kamailio's children normally exit with their parent; make sure none is left.
+            time.sleep(0.1)
+            self._signal_group(group, signal.SIGKILL)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @staticmethod
+    def _signal_group(group: int, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signum)
 
     def __enter__(self) -> "Server":
         return self.start()
