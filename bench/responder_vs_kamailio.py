@@ -78,13 +78,13 @@ def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement
     snmp_after = procstats.read_snmp_udp()
     sent, elapsed = total(results, "sent"), seconds(results)
     consumed = (sent - drops) / elapsed
-    rcvbuf = snmp_after["RcvbufErrors"] - snmp_before["RcvbufErrors"]
+    rcvbuf, in_errors = (snmp_after[k] - snmp_before[k] for k in ("RcvbufErrors", "InErrors"))
     own = server.counters()
     own_text = f", server counted {own['received']:.0f} received" if "received" in own else ""
     return Measurement(
         consumed,
         f"offered {sent / elapsed / 1000:.0f}k/s, lost {100 * drops / max(sent, 1):.1f}% "
-        f"(socket drops {drops}, Udp RcvbufErrors +{rcvbuf}{own_text})",
+        f"(socket drops {drops}, Udp RcvbufErrors +{rcvbuf}, InErrors +{in_errors}{own_text})",
         loss=drops / max(sent, 1),
         handled=sent - drops,
     )
