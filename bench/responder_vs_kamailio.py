@@ -224,6 +224,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.duration > 60:
         parser.error("--duration must be in (0, 60] seconds")
+    # Bounds keep every run short and inside 127.0.0.0/8 (sources start at 127.2.0.1).
+    bounds = {
+        "workers": (1, 16), "silent_rate": (1, 2_000_000), "generators": (1, 8), "window": (1, 1024),
+        "lanes": (1, 1024), "memory_sources": (1, 4_000_000), "memory_requests": (2, 10_000_000),
+    }
+    for name, (low, high) in bounds.items():
+        if not low <= getattr(args, name) <= high:
+            parser.error(f"--{name.replace('_', '-')} must be between {low} and {high}")
     return args
 
 

@@ -60,9 +60,13 @@ class Server:
         """Start and wait until the UDP port is bound (that time is `startup_s`)."""
         log = (self.workdir / "output.log").open("wb")
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        try:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        except OSError as error:  # e.g. kamailio not installed
+            self.stop()
+            raise RuntimeError(f"cannot start {self.name}: {error}") from None
         while not procstats.udp_port_bound(self.port):
             if self.process.poll() is not None or time.monotonic() - started > START_TIMEOUT:
                 output = (self.workdir / "output.log").read_text(errors="replace")[-2000:]
