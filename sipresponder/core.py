@@ -171,7 +171,8 @@ class Core:
         if action == policy.DROP:
             counts["dropped_unknown"] += 1
             return self._dropped(data, address, port, transport, now, kind, transport, request)
-        if not self.rate.allow(address, now):
+        # Trunks carry a whole carrier's traffic from one address: they are not rate limited.
+        if kind != policy.GATEWAY and not self.rate.allow(address, now):
             counts["dropped_rate"] += 1
             return self._dropped(data, address, port, transport, now, "rate-limit", transport, request)
         if action == policy.FORBID:

@@ -157,6 +157,7 @@ class Server:
                 raise config_mod.ConfigError([f"cannot open control socket {path}: {exc.strerror}"]) from None
             sock.setblocking(False)
             self.control = sock
+            self.control_path = path  # [stats] applies at restart: remember what we bound
             self.selector.register(sock, selectors.EVENT_READ, self.on_control)
         if settings.stats_prometheus_listen:
             host, _, port = settings.stats_prometheus_listen.rpartition(":")
@@ -225,7 +226,7 @@ class Server:
                 sock.close()
         if self.control is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self.cfg.settings.stats_control_socket)
+                os.unlink(self.control_path)
         self.blocker.stop()
         self.trace.close()
         log("stopped")
