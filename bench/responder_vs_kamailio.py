@@ -189,6 +189,8 @@ def ratio(kamailio: Measurement, responder: Measurement) -> float:
     return responder.value / kamailio.value if kamailio.value else float("inf")
 
 
+BARE_CASES = ("silent", "options", "register")  # the bare reference has no digest or state
+
 CASES = {
     case.name: case
     for case in [
@@ -208,7 +210,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load case (default 10)")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument(
-        "--servers", nargs="+", choices=["kamailio", "responder"], default=["kamailio", "responder"]
+        "--servers", nargs="+", choices=["kamailio", "responder", "bare"], default=["kamailio", "responder"],
+        help="bare = bench/bare_responder.py, a plain-Python reference (silent/options/register only)",
     )
     parser.add_argument("--workers", type=int, default=2, help="Kamailio children / responder workers")
     parser.add_argument("--silent-rate", type=float, default=200_000, help="offered req/s, two blasters")
@@ -245,12 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.host_netns and not netns.inside():
         return netns.rerun_inside([__file__, *(sys.argv[1:] if argv is None else argv)])
-    kinds = {"kamailio": servers.Kamailio, "responder": servers.Responder}
+    kinds = {"kamailio": servers.Kamailio, "responder": servers.Responder, "bare": servers.BarePython}
     rows = []
     load_before = os.getloadavg()
     for case in (CASES[name] for name in args.cases):
         measured: dict[str, Measurement] = {}
         for server_name in args.servers:
+            if server_name == "bare" and case.name not in BARE_CASES:
+                continue
             print(f"{case.name}: {server_name} ...", file=sys.stderr, flush=True)
             try:
                 with servers.running(
@@ -269,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"  {format_value(measured[server_name].value, case.unit)} {case.unit}; "
                   f"{measured[server_name].detail}", file=sys.stderr, flush=True)
-        rows.append((case, measured.get("kamailio"), measured.get("responder")))
+        rows.append((case, measured.get("kamailio"), measured.get("responder"), measured.get("bare")))
     print_table(rows)
     print(f"\nresponder: {servers.responder_version()}; kamailio: {servers.kamailio_version()}")
     # Other work on the machine moves these numbers: the load average says how quiet it was.
@@ -279,27 +284,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def print_table(rows: list[tuple[Case, Measurement | None, Measurement | None]]) -> None:
-    print("| case | unit | Kamailio 5.6 | responder | ratio | target | met? | notes (K: Kamailio, R: responder) |")  # noqa: E501
-    print("|---|---|---|---|---|---|---|---|")
-    for case, kam, resp in rows:
-        kam_text = format_value(kam.value, case.unit) if kam else "-"
-        resp_text = format_value(resp.value, case.unit) if resp else "-"
+Row = tuple[Case, Measurement | None, Measurement | None, Measurement | None]  # kamailio, responder, bare
+
+
+def print_table(rows: list[Row]) -> None:
+    with_bare = any(bare for *_, bare in rows)
+    bare_head = " bare Python (reference) |" if with_bare else ""
+    print(f"| case | unit | Kamailio 5.6 | responder | ratio | target | met? |{bare_head} notes |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if with_bare else "") + "---|")
+    for case, kam, resp, bare in rows:
+        rate = case.unit.endswith("/s")  # else an absolute target where lower is better
         ratio_text = f"{ratio(kam, resp):.2f}x" if kam and resp else "-"
-        if kam and resp and not case.unit.endswith("/s"):
+        if kam and resp and not rate:
             ratio_text += " (lower is better)"
-        met = ("yes" if case.met(kam, resp) else "NO") if kam and resp else "-"
-        notes = "; ".join(f"{who}: {m.detail}" for who, m in (("K", kam), ("R", resp)) if m)
-        cells = [case.name, case.unit, kam_text, resp_text, ratio_text, case.target, met, notes]
+        met = ("yes" if case.met(kam, resp) else "NO") if resp and (kam or not rate) else "-"
+        cells = [case.name, case.unit, cell(kam, case), cell(resp, case), ratio_text, case.target, met]
+        if with_bare:
+            cells.append(cell(bare, case))
+        who = (("K", kam), ("R", resp), ("bare", bare))
+        cells.append("; ".join(f"{name}: {m.detail}" for name, m in who if m))
         print("| " + " | ".join(cells) + " |")
-    print("\nServer CPU time (user + system, all processes) per request handled:\n")
-    print("| case | Kamailio µs | responder µs | responder / Kamailio |")
-    print("|---|---|---|---|")
-    for case, kam, resp in rows:
-        if (kam and kam.cpu_us) or (resp and resp.cpu_us):
-            kam_us, resp_us = (kam.cpu_us if kam else 0), (resp.cpu_us if resp else 0)
+    print("\nServer CPU time (user + system, all processes) per request handled, in µs:\n")
+    print(f"| case | Kamailio | responder | responder / Kamailio |{bare_head}")
+    print("|---|---|---|---|" + ("---|" if with_bare else ""))
+    for case, kam, resp, bare in rows:
+        kam_us, resp_us, bare_us = (m.cpu_us if m else 0.0 for m in (kam, resp, bare))
+        if kam_us or resp_us:
             share = f"{resp_us / kam_us:.2f}" if kam_us and resp_us else "-"
-            print(f"| {case.name} | {kam_us:.1f} | {resp_us:.1f} | {share} |")
+            extra = f" {bare_us:.1f} |" if with_bare else ""
+            print(f"| {case.name} | {kam_us:.1f} | {resp_us:.1f} | {share} |{extra}")
+
+
+def cell(measured: Measurement | None, case: Case) -> str:
+    return format_value(measured.value, case.unit) if measured else "-"
 
 
 if __name__ == "__main__":

@@ -124,6 +124,16 @@ class Kamailio(Server):
         return cmd
 
 
+class BarePython(Server):
+    """bench/bare_responder.py: the plain-Python reference, unknown-source paths only."""
+
+    name = "bare"
+
+    def command(self) -> list[str]:
+        mode = "on" if self.reply_unauthorized else "off"
+        return [sys.executable, str(BENCH_DIR / "bare_responder.py"), str(self.port), mode, str(self.workers)]
+
+
 class Responder(Server):
     """sipguard's responder, `python3 -m sipresponder run`, with config files written here."""
 

@@ -128,3 +128,16 @@ def test_cpu_ticks_are_utime_plus_stime_even_with_a_tricky_command_name():
 def test_pss_is_read_from_smaps_rollup():
     rollup = "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss:     20000 kB\nPss:      9000 kB\n"
     assert procstats.parse_pss_kib(rollup) == 9000
+
+
+def test_bare_reference_copies_only_the_five_headers_and_answers_like_an_unknown_source():
+    import bare_responder  # noqa: PLC0415 - only this test needs it
+
+    request = sipmsg.request_template("REGISTER", user="9", server="127.0.0.1:5070", client="127.1.0.1:5060")
+    reply = bare_responder.answer(request % (1, 2, 3)).decode()
+    assert reply.startswith("SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 127.1.0.1:5060;branch=z9hG4bK-b0-1")
+    assert "\r\nCall-ID: bench-0-2\r\nCSeq: 3 REGISTER\r\nWWW-Authenticate: Digest " in reply
+    assert "User-Agent" not in reply and "Contact" not in reply and "Max-Forwards" not in reply
+    options = sipmsg.request_template("OPTIONS", user="9", server="127.0.0.1:5070", client="127.1.0.1:5060")
+    assert bare_responder.answer(options % (1, 2, 3)).startswith(b"SIP/2.0 403 Forbidden\r\n")
+    assert bare_responder.answer(b"ACK sip:x SIP/2.0\r\nVia: a\r\n\r\n") is None
