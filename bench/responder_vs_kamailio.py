@@ -309,10 +309,14 @@ def print_table(rows: list[Row]) -> None:
     print("|---|---|---|---|" + ("---|" if with_bare else ""))
     for case, kam, resp, bare in rows:
         kam_us, resp_us, bare_us = (m.cpu_us if m else 0.0 for m in (kam, resp, bare))
-        if kam_us or resp_us:
+        if kam_us or resp_us or bare_us:
             share = f"{resp_us / kam_us:.2f}" if kam_us and resp_us else "-"
-            extra = f" {bare_us:.1f} |" if with_bare else ""
-            print(f"| {case.name} | {kam_us:.1f} | {resp_us:.1f} | {share} |{extra}")
+            extra = f" {micros(bare_us)} |" if with_bare else ""
+            print(f"| {case.name} | {micros(kam_us)} | {micros(resp_us)} | {share} |{extra}")
+
+
+def micros(value: float) -> str:
+    return f"{value:.1f}" if value else "-"
 
 
 def cell(measured: Measurement | None, case: Case) -> str:
