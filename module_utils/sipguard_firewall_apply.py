@@ -196,28 +196,32 @@ def describe_desired(spec):
 # --- applying --------------------------------------------------------------------
 
 
+def swap_lines(target, scratch_type, members):
+    """ipset restore lines that fill a scratch set and swap it with ``target`` in one step,
+    so the set is never seen half-filled."""
+    scratch = f"{target}-new"
+    return [f"create {scratch} {scratch_type}", f"flush {scratch}",
+            *[f"add {scratch} {member}" for member in members],
+            f"swap {scratch} {target}", f"destroy {scratch}"]
+
+
+def _family(v):
+    return "inet" if v == 4 else "inet6"
+
+
 def _swap_in_allow_set(nf, spec, v):
-    """Replace the allow set's members in one step: fill a scratch set, swap, destroy."""
     allow = allow_set(spec.name, v)
-    scratch = f"{allow}-new"
-    family = "inet" if v == 4 else "inet6"
-    lines = [f"create {scratch} hash:net family {family}", f"flush {scratch}"]
-    lines += [f"add {scratch} {member}" for member in allow_members(spec, v)]
-    lines += [f"swap {scratch} {allow}", f"destroy {scratch}"]
-    nf.ipset_restore(lines)
+    nf.ipset_restore(swap_lines(allow, f"hash:net family {_family(v)}", allow_members(spec, v)))
 
 
 def _retime_block_set(nf, spec, v, state):
-    """Give the block set a new default timeout while keeping its dynamic members."""
+    """Give the block set a new default timeout while keeping its dynamic members
+    (each with its remaining time, as `ipset save` lists them)."""
     block = block_set(spec.name, v)
-    scratch = f"{block}-new"
-    family = "inet" if v == 4 else "inet6"
-    lines = [f"create {scratch} hash:ip family {family} timeout {spec.block_set_timeout}", f"flush {scratch}"]
-    for line in state.sets[block].splitlines():
-        if line.startswith("add "):
-            lines.append(f"add {scratch} " + " ".join(line.split()[2:]))
-    lines += [f"swap {scratch} {block}", f"destroy {scratch}"]
-    nf.ipset_restore(lines)
+    saved = state.sets[block].splitlines()
+    members = [" ".join(line.split()[2:]) for line in saved if line.startswith("add ")]
+    scratch_type = f"hash:ip family {_family(v)} timeout {spec.block_set_timeout}"
+    nf.ipset_restore(swap_lines(block, scratch_type, members))
 
 
 def remove_version(nf, name, v, state):
@@ -312,12 +316,9 @@ def revert_ipset_lines(name, previous, v, recreate_block):
     if block in previous.sets and recreate_block:
         lines += [line for line in previous.sets[block].splitlines() if line.startswith("create ")]
     if allow in previous.sets:
-        family = "inet" if v == 4 else "inet6"
-        scratch = f"{allow}-new"
-        lines += [f"create {allow} hash:net family {family}",
-                  f"create {scratch} hash:net family {family}", f"flush {scratch}"]
-        lines += [f"add {scratch} {member}" for member in sorted(previous.allow_members(allow))]
-        lines += [f"swap {scratch} {allow}", f"destroy {scratch}"]
+        scratch_type = f"hash:net family {_family(v)}"
+        lines.append(f"create {allow} {scratch_type}")  # the apply may have removed it
+        lines += swap_lines(allow, scratch_type, sorted(previous.allow_members(allow)))
     return lines
 
 

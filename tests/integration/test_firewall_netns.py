@@ -208,6 +208,26 @@ def test_apply_reapply_change_and_remove_leave_the_host_as_found(lab):
     assert not lab.module({"state": "absent"})["changed"]
 
 
+def test_every_kind_of_option_is_idempotent_against_the_kernel(lab):
+    # The renderer writes what iptables-save prints back; each combination must re-apply unchanged.
+    combos = [
+        {"log": True, "log_rate": "1/second", "final_action": "REJECT",
+         "allowed_networks": ["198.18.99.0/25"]},
+        {"sip_ports": list(range(5060, 5080)), "protocols": ["udp"], "rate_limit": 50, "rate_burst": 100,
+         "management_ports": [22, 2222], "trunk_addresses": [OTHER4, "2001:2:99::3"]},
+        {"scanner_user_agents": ["friendly-scanner", "VaxSIPUserAgent", "sip cli"], "block_set_timeout": 60,
+         "allowed_networks": ["2001:2:99::/64"], "management_ports": []},
+        {"ip_versions": [4], "rate_limit": 5},
+    ]
+    for options in combos:
+        assert lab.module(options)["changed"], options
+        again = lab.module(options)
+        assert not again["changed"], (options, again["differences"])
+    # The last combination dropped IPv6: none of the layer's IPv6 objects may be left.
+    assert lab.name not in lab.srv("ip6tables-save")
+    assert f"{lab.name}-allow6" not in lab.srv("ipset", "list", "-n")
+
+
 def test_reapply_keeps_the_dynamic_members_of_the_block_set(lab):
     lab.module({})
     lab.srv("ipset", "add", f"{lab.name}-block4", OTHER4, "timeout", "600")
