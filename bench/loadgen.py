@@ -39,6 +39,13 @@ def loopback_sources(count: int, first: str) -> list[str]:
     return out
 
 
+def _wait_until(start_at: float) -> None:
+    """Sleep until the common start time, so all generator processes begin together."""
+    delay = start_at - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
 def _pace(sent: int, rate: float, started: float) -> None:
     """Sleep while we are ahead of the `rate` schedule (rate 0 = as fast as possible)."""
     if rate:
@@ -90,8 +97,7 @@ def blast(
     """
     senders = [_sender(server, client, sources) for _ in range(1 if sources else ports)]
     sends = [send for _, send in senders]
-    while time.monotonic() < start_at:
-        time.sleep(0.001)
+    _wait_until(start_at)
     sent, started = 0, time.monotonic()
     deadline = started + duration
     counter = itertools.count(1)
@@ -138,8 +144,7 @@ def closed_loop(
     codes: dict[bytes, int] = {}
     timeouts = n = 0
     limit = limit or 1 << 62
-    while time.monotonic() < start_at:
-        time.sleep(0.001)
+    _wait_until(start_at)
     started = time.monotonic()
     deadline = started + duration
     try:
@@ -235,8 +240,7 @@ def digest_register(
     def send(lane: _Lane) -> None:
         sock.sendto(lane.next_request(next(counter)), server)
 
-    while time.monotonic() < start_at:
-        time.sleep(0.001)
+    _wait_until(start_at)
     started = time.monotonic()
     deadline = started + duration
     try:
