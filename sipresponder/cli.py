@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="serve SIP in the foreground (systemd runs this)")
     _config_options(run)
     run.add_argument("--workers", type=int, default=1, metavar="N",
-                     help="accepted for compatibility; the responder is one process (docs/responder.md)")
+                     help="processes reading the UDP sockets (default 1; see docs/responder.md)")
     check = commands.add_parser("check-config", help="validate the three files; exit 0 when valid")
     _config_options(check)
     stats = commands.add_parser("stats", help="print the running responder's counters")
@@ -86,12 +86,12 @@ def _check_config(paths: tuple[str, str, str]) -> int:
 
 
 def _run(args: argparse.Namespace, paths: tuple[str, str, str]) -> int:
-    if args.workers < 1:
-        print("sipresponder: --workers must be at least 1", file=sys.stderr)
+    if not 1 <= args.workers <= 64:
+        print("sipresponder: --workers must be between 1 and 64", file=sys.stderr)
         return 2
     from sipresponder.server import run  # noqa: PLC0415 - keeps check-config and --help light
 
-    return run(paths)
+    return run(paths, args.workers)
 
 
 def _stats(args: argparse.Namespace) -> int:

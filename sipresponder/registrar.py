@@ -34,12 +34,14 @@ class Registrar:
         self.max_expires = max_expires
         self.bindings: dict[str, list[Binding]] = {}
         self.sources: dict[str, int] = {}  # source address -> live bindings from it
+        self.version = 0  # bumped on every change, so watchers can skip comparing
 
     def configure(self, replace: bool, max_expires: int) -> None:
         self.replace = replace
         self.max_expires = max_expires
 
     def _set(self, user: str, bindings: list[Binding]) -> None:
+        self.version += 1
         for old in self.bindings.pop(user, []):
             count = self.sources[old.source] - 1
             if count:

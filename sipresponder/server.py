@@ -22,6 +22,7 @@ from sipresponder import config as config_mod
 from sipresponder.blocker import Blocker
 from sipresponder.core import Core
 from sipresponder.trace import Trace
+from sipresponder.workers import Pool
 
 UDP_BATCH = 256  # datagrams handled per readiness event before looking at other sockets
 TCP_READ = 65536
@@ -100,8 +101,9 @@ def _frame(buffer: bytes, limit: int) -> tuple[bytes | None, bytes, bool]:
 
 
 class Server:
-    def __init__(self, cfg: config_mod.Config, paths: tuple[str, str, str]):
+    def __init__(self, cfg: config_mod.Config, paths: tuple[str, str, str], workers: int = 1):
         self.paths = paths
+        self.pool = Pool(self, workers) if workers > 1 else None
         self.cfg = cfg
         now = time.time()
         self.core = Core(cfg, os.urandom(32), now)
@@ -188,9 +190,12 @@ class Server:
         if self.cfg.settings.trace_enabled:
             self.set_trace(True)
         self.blocker.start()
+        if self.pool is not None:
+            self.pool.start()
         listening = ", ".join(f"{t} {a} port {p}" for t, a, p in sorted(self.listeners))
         mode = "On" if self.cfg.softswitch.reply_unauthorized else "Off"
-        log(f"ready: SS_REPLY_UNAUTHORIZED={mode}; listening on {listening}")
+        workers = f"; {self.pool.count} workers" if self.pool is not None else ""
+        log(f"ready: SS_REPLY_UNAUTHORIZED={mode}; listening on {listening}{workers}")
         next_tick = 0.0
         select = self.selector.select
         while self.running:
@@ -204,6 +209,15 @@ class Server:
                 next_tick = now + 1.0
                 self.housekeeping(now)
         self.shutdown()
+
+    def stats_snapshot(self) -> dict[str, float]:
+        """Counters of this process plus the helpers' latest reports."""
+        self.refresh_stats(time.time())
+        snapshot = self.core.stats.snapshot()
+        if self.pool is not None:
+            for name, value in self.pool.totals().items():
+                snapshot[name] = snapshot.get(name, 0) + value
+        return snapshot
 
     def refresh_stats(self, now: float) -> None:
         self.core.tick(now)
@@ -219,6 +233,8 @@ class Server:
             self.close(conn)
 
     def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
         for conn in list(self.connections.values()):
             self.close(conn)
         for sock in [*self.listeners.values(), self.control, self.prometheus]:
@@ -248,6 +264,8 @@ class Server:
                     self.trace.write(action[1])
             elif kind == "block":
                 self.blocker.submit(action[1], action[2])
+                if self.pool is not None:
+                    self.pool.suspend(action[1], action[2])
             elif kind == "close" and conn is not None:
                 self.close(conn)
 
@@ -268,6 +286,8 @@ class Server:
             actions = handle(data, peer[0], peer[1], "udp", now)
             if actions:
                 self.carry_out(actions, sock, peer[0], None)
+        if self.pool is not None:
+            self.pool.sync()
 
     # ------------------------------------------------------------------ TCP
 
@@ -324,6 +344,8 @@ class Server:
                 return
             actions = self.core.handle(message, conn.address, conn.port, "tcp", now)
             self.carry_out(actions, sock, conn.address, conn)
+            if self.pool is not None:
+                self.pool.sync()
 
     def send_tcp(self, conn: Connection, data: bytes) -> None:
         if conn.outbuf:
@@ -375,8 +397,7 @@ class Server:
     def command(self, line: str) -> dict:
         words = line.split()
         if words == ["stats"]:
-            self.refresh_stats(time.time())
-            return {"ok": True, "stats": self.core.stats.snapshot()}
+            return {"ok": True, "stats": self.stats_snapshot()}
         if len(words) == 2 and words[0] == "trace" and words[1] in ("on", "off"):
             ok = self.set_trace(words[1] == "on")
             return {"ok": ok, "trace": self.core.trace_on, **({"error": self.trace.error} if not ok else {})}
@@ -406,8 +427,7 @@ class Server:
             sock.settimeout(0.5)
             try:
                 sock.recv(4096)
-                self.refresh_stats(time.time())
-                body = self.core.stats.prometheus().encode()
+                body = self.core.stats.prometheus(self.stats_snapshot()).encode()
                 head = (f"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                         f"Content-Length: {len(body)}\r\n\r\n").encode()
                 sock.sendall(head + body)
@@ -417,6 +437,8 @@ class Server:
     def set_trace(self, enabled: bool) -> bool:
         ok = self.trace.switch(enabled)
         self.core.trace_on = self.trace.enabled
+        if self.pool is not None:
+            self.pool.broadcast({"trace": self.core.trace_on})
         log(f"trace {'on' if self.trace.enabled else 'off'}" + ("" if ok else f": {self.trace.error}"))
         return ok
 
@@ -441,11 +463,13 @@ class Server:
             self.trace.path = cfg.settings.trace_path
         self.set_trace(cfg.settings.trace_enabled)
         counts["reloads"] += 1
+        if self.pool is not None:
+            self.pool.restart()  # helpers take the new configuration and sockets by re-forking
         log("configuration reloaded")
         return True
 
 
-def run(paths: tuple[str, str, str]) -> int:
+def run(paths: tuple[str, str, str], workers: int = 1) -> int:
     try:
         cfg = config_mod.load(*paths)
     except config_mod.ConfigError as exc:
@@ -454,7 +478,7 @@ def run(paths: tuple[str, str, str]) -> int:
         return 2
     for warning in cfg.warnings:
         log(f"warning: {warning}")
-    server = Server(cfg, paths)
+    server = Server(cfg, paths, workers)
     try:
         server.open_listeners(_endpoints(cfg))
         server.open_local()

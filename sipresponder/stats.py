@@ -34,12 +34,15 @@ class Stats:
     def snapshot(self) -> dict[str, float]:
         return {**self.counts, **self.gauges}
 
-    def prometheus(self) -> str:
+    def prometheus(self, values: dict[str, float] | None = None) -> str:
+        """Prometheus text for `values` (default: this object's counters and gauges)."""
+        values = self.snapshot() if values is None else values
         lines = []
         for name, help_text in COUNTERS.items():
             metric = f"sipresponder_{name}_total"
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
-            lines.append(f"{metric} {self.counts[name]}")
-        for name, value in sorted(self.gauges.items()):
+            lines.append(f"{metric} {values.get(name, 0)}")
+        for name in sorted(self.gauges):
+            value = values.get(name, 0)
             lines += [f"# TYPE sipresponder_{name} gauge", f"sipresponder_{name} {value}"]
         return "\n".join(lines) + "\n"

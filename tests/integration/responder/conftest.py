@@ -19,6 +19,7 @@ def start_responder(tmp_path):
         endpoints: str = ENDPOINTS,
         settings: str = "",
         prefix: tuple[str, ...] = (),  # e.g. ("ip", "netns", "exec", NAME) to run inside a namespace
+        workers: int = 1,
     ) -> Responder:
         directory = tmp_path / f"r{len(running)}"
         directory.mkdir()
@@ -37,6 +38,8 @@ def start_responder(tmp_path):
                 str(directory / "endpoints.toml"),
                 "--config",
                 str(directory / "responder.toml"),
+                "--workers",
+                str(workers),
             ],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,

@@ -1,0 +1,234 @@
+"""`--workers N`: helper processes that take the strangers' share of a UDP flood.
+
+The main process owns all state that must be consistent (registrations, suspensions, nonce
+counts, TCP, the trace). Helpers are forked from it and read the *same* UDP sockets, so the
+kernel hands each datagram to whichever process is free. A helper answers or drops only what
+needs no shared state — strangers without credentials: the Off-mode silent drop and the
+On-mode 401/403 — and forwards everything else to the main process over a socketpair:
+
+  forwarded to main: gateways, registered sources, REGISTERs from account networks, anything
+                     carrying Authorization, and every request while the trace is on.
+
+The main process pushes what helpers need to classify a source (the registered source
+addresses, new suspensions, the trace switch) and receives their counters once a second.
+A phone is recognised by a helper a moment after its 200 OK; a packet in that window is
+treated as a stranger's (in Off mode: dropped, and the phone retransmits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import time
+
+from sipresponder.core import Core
+
+BATCH = 256
+
+
+def _encode(index: int, address: str, port: int, data: bytes) -> bytes:
+    return f"{index}|{address}|{port}|".encode() + data
+
+
+def _decode(message: bytes) -> tuple[int, str, int, bytes]:
+    index, address, port, data = message.split(b"|", 3)
+    return int(index), address.decode(), int(port), data
+
+
+class Helper:
+    """The loop of one forked helper process."""
+
+    def __init__(self, core: Core, sockets: list[socket.socket], channel: socket.socket, parent: int):
+        self.core = core
+        self.sockets = sockets
+        self.channel = channel
+        self.parent = parent
+        self.forward_all = core.trace_on
+        core.trace_on = False  # the main process writes the trace; while it is on, everything goes there
+
+    def run(self) -> None:
+        selector = selectors.DefaultSelector()  # never the parent's: an inherited epoll is shared
+        for index, sock in enumerate(self.sockets):
+            selector.register(sock, selectors.EVENT_READ, index)
+        selector.register(self.channel, selectors.EVENT_READ, -1)
+        next_report = 0.0
+        running = [True]
+        signal.set_wakeup_fd(-1)  # the inherited wake-up pipe belongs to the main loop
+        signal.signal(signal.SIGTERM, lambda *_: running.__setitem__(0, False))
+        signal.signal(signal.SIGINT, lambda *_: running.__setitem__(0, False))
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        while running[0]:
+            for key, _ in selector.select(0.5):
+                if key.data < 0:
+                    self.on_update()
+                else:
+                    self.on_udp(key.data, key.fileobj)
+            now = time.time()
+            if now >= next_report:
+                next_report = now + 1.0
+                if os.getppid() != self.parent:
+                    break  # the main process is gone
+                with contextlib.suppress(OSError):
+                    self.channel.send(json.dumps({"stats": self.core.stats.counts}).encode())
+
+    def on_udp(self, index: int, sock: socket.socket) -> None:
+        core = self.core
+        registered = core.registrar.sources
+        gateways = core.gateways
+        size = core.max_bytes + 1
+        now = time.time()
+        for _ in range(BATCH):
+            try:
+                data, peer = sock.recvfrom(size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            address = peer[0]
+            if (
+                self.forward_all
+                or address in registered
+                or address in gateways
+                or (data.startswith(b"REGISTER") and core._in_account_network(address))
+                or b"uthorization:" in data
+                or b"UTHORIZATION:" in data
+            ):
+                with contextlib.suppress(OSError):  # main busy: drop, as a full socket buffer would
+                    self.channel.send(_encode(index, address, peer[1], data))
+                continue
+            for action in core.handle(data, address, peer[1], "udp", now):
+                if action[0] == "send":
+                    with contextlib.suppress(OSError):
+                        sock.sendto(action[1], (address, action[2]))
+
+    def on_update(self) -> None:
+        try:
+            message = json.loads(self.channel.recv(1 << 20))
+        except (OSError, ValueError):
+            return
+        sources = self.core.registrar.sources
+        for address in message.get("add", []):
+            sources[address] = 1
+        for address in message.get("remove", []):
+            sources.pop(address, None)
+        for address, until in message.get("suspend", []):
+            self.core.suspensions.until.put(address, until)
+        if "trace" in message:
+            self.forward_all = message["trace"]
+
+
+class Pool:
+    """The main process's side: fork helpers, feed them updates, take their forwards and counters."""
+
+    def __init__(self, server, count: int):
+        self.server = server
+        self.count = count
+        self.children: dict[int, socket.socket] = {}  # pid -> channel
+        self.helper_stats: dict[int, dict[str, int]] = {}
+        self.sent_sources: set[str] = set()
+        self.sent_version = -1
+        self.udp: list[socket.socket] = []
+
+    def start(self) -> None:
+        server = self.server
+        self.udp = [sock for (kind, _, _), sock in sorted(server.listeners.items()) if kind == "udp"]
+        self.sent_sources = set(server.core.registrar.sources)
+        self.sent_version = server.core.registrar.version
+        for _ in range(self.count - 1):
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            for sock in (mine, theirs):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            pid = os.fork()
+            if pid == 0:  # the helper
+                mine.close()
+                code = 0
+                try:
+                    Helper(server.core, self.udp, theirs, os.getppid()).run()
+                except BaseException:  # a helper must never fall back into the parent loop
+                    code = 1
+                os._exit(code)
+            theirs.close()
+            mine.setblocking(False)
+            self.children[pid] = mine
+            server.selector.register(mine, selectors.EVENT_READ, self.on_channel)
+
+    def stop(self) -> None:
+        for pid, channel in self.children.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(KeyError, ValueError):
+                self.server.selector.unregister(channel)
+            channel.close()
+        for pid in self.children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.children.clear()
+        self.helper_stats.clear()
+
+    def restart(self) -> None:
+        """After a reload: helpers re-fork with the new configuration and sockets."""
+        self.stop()
+        self.start()
+
+    def on_channel(self, channel: socket.socket) -> None:
+        server = self.server
+        handle = server.core.handle
+        now = time.time()
+        for _ in range(BATCH):
+            try:
+                message = channel.recv(1 << 17)
+            except (BlockingIOError, InterruptedError, OSError):
+                break
+            if message.startswith(b"{"):
+                pid = next((p for p, c in self.children.items() if c is channel), 0)
+                with contextlib.suppress(ValueError):
+                    self.helper_stats[pid] = json.loads(message)["stats"]
+                continue
+            try:
+                index, address, port, data = _decode(message)
+                sock = self.udp[index]
+            except (ValueError, IndexError):
+                continue
+            actions = handle(data, address, port, "udp", now)
+            if actions:
+                server.carry_out(actions, sock, address, None)
+        self.sync()
+
+    def broadcast(self, message: dict) -> None:
+        data = json.dumps(message).encode()
+        for channel in self.children.values():
+            with contextlib.suppress(OSError):
+                channel.send(data)
+
+    def sync(self) -> None:
+        """Push changes of the registered source addresses to the helpers."""
+        if not self.children:
+            return
+        registrar = self.server.core.registrar
+        if registrar.version == self.sent_version:
+            return
+        self.sent_version = registrar.version
+        now = set(registrar.sources)
+        if now == self.sent_sources:
+            return
+        self.broadcast({"add": sorted(now - self.sent_sources), "remove": sorted(self.sent_sources - now)})
+        self.sent_sources = now
+
+    def suspend(self, address: str, seconds: int) -> None:
+        self.broadcast({"suspend": [[address, time.time() + seconds]]})
+
+    def totals(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for counts in self.helper_stats.values():
+            for name, value in counts.items():
+                out[name] = out.get(name, 0) + value
+        return out
+
+

@@ -1,0 +1,65 @@
+"""`--workers 2`: helpers share the UDP sockets; state stays consistent in the main process."""
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, SIPP_SCENARIO, request, udp_exchange
+
+pytestmark = pytest.mark.integration
+
+
+def test_strangers_are_answered_per_the_table_by_every_worker(start_responder):
+    responder = start_responder("On", workers=2, settings="[limits]\nrate_per_source = 0\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.5", 0))
+        sock.settimeout(2)
+        for i in range(200):
+            sock.sendto(
+                request("OPTIONS", source="127.0.0.5", call_id=f"w{i}"), ("127.0.0.1", responder.port)
+            )
+        replies = [sock.recv(65535) for _ in range(200)]
+    assert all(r.startswith(b"SIP/2.0 403 Forbidden") for r in replies)
+    responder.wait_log("2 workers")
+    deadline = time.monotonic() + 3  # helpers report their counters once a second
+    while responder.stats()["received"] < 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert responder.stats()["received"] == 200
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="SIPp is not installed")
+def test_registration_through_any_worker_is_recognised_everywhere(start_responder, tmp_path):
+    responder = start_responder("Off", workers=2, endpoints=CLIENT_ENDPOINTS, settings=MD5_FIRST)
+    assert (
+        udp_exchange(responder.port, request("OPTIONS", source="127.0.0.1"), "127.0.0.1", timeout=0.3) is None
+    )
+    subprocess.run(
+        ["sipp", "-sf", str(SIPP_SCENARIO), "-s", "1001", "-au", "1001", "-ap", "s3cret-pw",
+         "-i", "127.0.0.1", "-p", "0", "-m", "1", "-nostdin", "-timeout", "10s",
+         f"127.0.0.1:{responder.port}"],
+        capture_output=True, timeout=30, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    # Many requests from many source ports: whichever process reads them, all are answered.
+    for i in range(20):
+        reply = udp_exchange(
+            responder.port, request("OPTIONS", source="127.0.0.1", call_id=f"r{i}"), "127.0.0.1"
+        )
+        assert reply is not None and reply.startswith(b"SIP/2.0 200 OK")
+    assert (
+        udp_exchange(responder.port, request("OPTIONS", source="127.0.0.5"), "127.0.0.5", timeout=0.3) is None
+    )
+
+
+def test_reload_refork_keeps_serving(start_responder):
+    responder = start_responder("On", workers=2)
+    responder.softswitch.write_text(f"SS_REPLY_UNAUTHORIZED=Off\nSS_SIP_PORT={responder.port}\n")
+    responder.proc.send_signal(signal.SIGHUP)
+    responder.wait_log("configuration reloaded")
+    for i in range(10):
+        data = request("OPTIONS", source="127.0.0.5", call_id=f"x{i}")
+        assert udp_exchange(responder.port, data, "127.0.0.5", timeout=0.2) is None
+    reply = udp_exchange(responder.port, request("OPTIONS", source="127.0.0.20"), "127.0.0.20")
+    assert reply.startswith(b"SIP/2.0 200 OK")
