@@ -197,7 +197,13 @@ def test_apply_reapply_change_and_remove_leave_the_host_as_found(lab):
     assert not again["changed"], again["differences"]
     assert not lab.module(options, check=True)["changed"]
 
-    changed = lab.module({**options, "scanner_user_agents": ["friendly-scanner", "sipcli"]}, diff=True)
+    applied = lab.snapshot()
+    wider = {**options, "scanner_user_agents": ["friendly-scanner", "sipcli"]}
+    preview = lab.module(wider, check=True, diff=True)
+    assert preview["changed"] and "sipcli" in preview["diff"]["after"]
+    assert lab.snapshot() == applied, "check mode must not change anything"
+
+    changed = lab.module(wider, diff=True)
     assert changed["changed"]
     assert '--string sipcli' in changed["diff"]["after"] and "sipcli" not in changed["diff"]["before"]
     assert lab.input_rules().count(jump) == 1

@@ -1,4 +1,5 @@
-"""Rendering of the sipguard firewall layer, without a kernel: every option, and bad input.
+"""The sipguard firewall layer without a kernel: rendering of every option, the boot unit and the
+rollback script, bad input, and how apply() backs out when a command is refused.
 
 The real kernel tests (apply, re-apply, packets) are in tests/integration/test_firewall_netns.py.
 """
@@ -15,7 +16,13 @@ _MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "module_utils")
 if _MODULE_UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_MODULE_UTILS)
 
-from ansible.module_utils.sipguard_firewall_apply import LayerState, revert_text  # noqa: E402
+from ansible.module_utils.sipguard_firewall_apply import (  # noqa: E402
+    FirewallError,
+    LayerState,
+    Netfilter,
+    apply,
+    revert_text,
+)
 from ansible.module_utils.sipguard_firewall_persist import boot_files, rollback_script  # noqa: E402
 from ansible.module_utils.sipguard_firewall_rules import (  # noqa: E402
     FirewallConfigError,
@@ -302,6 +309,46 @@ def test_rollback_to_earlier_rules_puts_them_and_the_allow_set_back():
     script = rollback_script("sipguard", earlier, build_spec({"ip_versions": [4]}), BINS)
     assert "add sipguard-allow4-new 198.18.3.0/24\nswap sipguard-allow4-new sipguard-allow4" in script
     assert "destroy sipguard-allow4 " not in script and "ipset destroy sipguard-block6" in script
+
+
+class Kernel:
+    """Stands in for the commands only to drive apply()'s failure path; the real kernel
+    cases are in tests/integration/test_firewall_netns.py."""
+
+    def __init__(self, fail):
+        self.calls, self.fail = [], fail
+
+    def __call__(self, args, data=None):
+        self.calls.append((args[0].rsplit("/", 1)[-1], args[1:], data))
+        if self.fail(args, data):
+            return 1, "", "refused"
+        return 0, "", ""
+
+
+def test_when_ipv6_fails_after_ipv4_loaded_ipv4_goes_back_and_new_sets_go():
+    def ipv6_commit_fails(args, data):
+        return args[0].endswith("ip6tables-restore") and "--test" not in args
+
+    kernel = Kernel(ipv6_commit_fails)
+    nothing = LayerState(rules={4: [], 6: []}, jumps={4: [], 6: []}, sets={})
+    with pytest.raises(FirewallError, match="ip6tables-restore"):
+        apply(Netfilter(kernel, {tool: tool for tool in BINS}), build_spec({}), nothing)
+    v4 = [data for tool, args, data in kernel.calls if tool == "iptables-restore" and "--test" not in args]
+    assert len(v4) == 2  # the apply, then the way back
+    assert "-X sipguard-INPUT" in v4[1] and "-D INPUT -j sipguard-INPUT" in v4[1]
+    destroyed = [args[1] for tool, args, _ in kernel.calls if tool == "ipset" and args[0] == "destroy"]
+    assert sorted(destroyed) == ["sipguard-allow4", "sipguard-allow6", "sipguard-block4", "sipguard-block6"]
+
+
+def test_a_refused_test_run_changes_nothing_but_the_sets_it_had_to_create():
+    kernel = Kernel(lambda args, data: "--test" in args)
+    nothing = LayerState(rules={4: [], 6: []}, jumps={4: [], 6: []}, sets={})
+    with pytest.raises(FirewallError, match="refused the IPv4 rules, nothing was changed"):
+        apply(Netfilter(kernel, {tool: tool for tool in BINS}), build_spec({}), nothing)
+    commits = [args for tool, args, _ in kernel.calls
+               if tool.endswith("tables-restore") and "--test" not in args]
+    assert not commits
+    assert len([args for tool, args, _ in kernel.calls if tool == "ipset" and args[0] == "destroy"]) == 4
 
 
 def test_module_refuses_bad_input_before_touching_anything(run_module):
