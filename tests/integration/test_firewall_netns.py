@@ -327,6 +327,7 @@ def test_rate_limit_puts_a_flooding_source_in_the_block_set(lab):
     assert CLIENT4 in lab.srv("ipset", "list", f"{lab.name}-block4")
 
 
+@pytest.mark.slow
 def test_rollback_guard_restores_the_previous_state_unless_confirmed(lab):
     before = lab.snapshot()
     guarded = lab.module({"rollback_timeout": 2})
@@ -396,6 +397,7 @@ def container():
         sh("podman", "rm", "-f", "-t", "0", name, check=False)
 
 
+@pytest.mark.slow
 def test_persistence_and_the_systemd_rollback_timer_in_a_container(container):
     def ct(*args):
         return sh("podman", "exec", container, *args, check=False).stdout
