@@ -77,12 +77,21 @@ class NetworkSet:
                 self.exact.add(str(net.network_address))
             self.by_prefix.setdefault((family, net.prefixlen), set()).add(int(net.network_address))
         self.any = bool(self.by_prefix)
+        self._cache: dict[str, bool] = {}
 
     def __contains__(self, address: str) -> bool:
         if address in self.exact:
             return True
         if not self.any:
             return False
+        known = self._cache.get(address)
+        if known is None:
+            if len(self._cache) >= 4096:
+                self._cache.clear()  # bounded: a spoofed flood just keeps missing
+            known = self._cache[address] = self._match(address)
+        return known
+
+    def _match(self, address: str) -> bool:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         try:
             value = int.from_bytes(socket.inet_pton(family, address), "big")

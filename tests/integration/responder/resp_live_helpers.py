@@ -158,3 +158,12 @@ def request(
         lines.append(headers)
     lines.append("Content-Length: 0")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def sipp_register(port: int, workdir: Path, target: str = "127.0.0.1", transport: str = "u1"):
+    """One digest REGISTER of account 1001 by SIPp (sipp_register.xml); the CompletedProcess."""
+    local = "::1" if ":" in target else "127.0.0.1"
+    command = ["sipp", "-sf", str(SIPP_SCENARIO), "-s", "1001", "-au", "1001", "-ap", "s3cret-pw",
+               "-i", local, "-p", "0", "-m", "1", "-t", transport, "-nostdin", "-timeout", "10s",
+               f"{target}:{port}"]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False, cwd=workdir)

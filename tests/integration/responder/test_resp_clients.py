@@ -5,7 +5,7 @@ import socket
 import subprocess
 
 import pytest
-from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, SIPP_SCENARIO, request, udp_exchange
+from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, request, sipp_register, udp_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -57,37 +57,7 @@ def test_sipsak_with_a_wrong_password_fails(start_responder):
 @pytest.mark.parametrize(("target", "transport"), [("[::1]", "u1"), ("[::1]", "t1"), ("127.0.0.1", "u1")])
 def test_sipp_registers_with_digest_over_ipv6_and_tcp(start_responder, tmp_path, target, transport):
     responder = start_responder("Off", endpoints=CLIENT_ENDPOINTS, settings=MD5_FIRST)
-    local = "::1" if ":" in target else "127.0.0.1"
-    done = subprocess.run(
-        [
-            "sipp",
-            "-sf",
-            str(SIPP_SCENARIO),
-            "-s",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "s3cret-pw",
-            "-i",
-            local,
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-t",
-            transport,
-            "-nostdin",
-            "-timeout",
-            "10s",
-            f"{target}:{responder.port}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=tmp_path,
-    )
+    done = sipp_register(responder.port, tmp_path, target, transport)
     assert done.returncode == 0, done.stdout[-2000:]
     stats = responder.stats()
     assert stats["auth_success"] == 1 and stats["bindings"] == 1

@@ -10,7 +10,7 @@ import urllib.request
 import uuid
 
 import pytest
-from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, SIPP_SCENARIO, free_port, request, udp_exchange
+from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, free_port, request, sipp_register, udp_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +27,7 @@ def wait_for(predicate, timeout: float = 5.0) -> None:
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="SIPp is not installed")
 def test_sighup_applies_valid_config_keeps_bindings_refuses_invalid(start_responder, tmp_path):
     responder = start_responder("On", endpoints=CLIENT_ENDPOINTS, settings=MD5_FIRST)
-    subprocess.run(
-        ["sipp", "-sf", str(SIPP_SCENARIO), "-s", "1001", "-au", "1001", "-ap", "s3cret-pw",
-         "-i", "127.0.0.1", "-p", "0", "-m", "1", "-nostdin", "-timeout", "10s",
-         f"127.0.0.1:{responder.port}"],
-        capture_output=True, timeout=30, check=True, cwd=tmp_path,
-    )  # fmt: skip
+    assert sipp_register(responder.port, tmp_path).returncode == 0
     assert responder.stats()["bindings"] == 1
     assert udp_exchange(responder.port, request("OPTIONS", source="127.0.0.5"), "127.0.0.5") is not None
 
