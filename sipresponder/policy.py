@@ -103,9 +103,3 @@ class NetworkSet:
                 return True
         return False
 
-
-def normalise(address: str) -> str:
-    """Source addresses as the kernel reports them; v4-mapped IPv6 becomes plain IPv4."""
-    if address.startswith("::ffff:") and "." in address:
-        return address[7:]
-    return address.split("%", 1)[0]

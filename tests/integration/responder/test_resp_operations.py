@@ -1,6 +1,7 @@
 """Operating a running responder: SIGHUP reload, trace switching, stats, Prometheus, the ipset hook."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -109,8 +110,8 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
 @pytest.fixture
 def netns():
     """A fresh network namespace with only loopback up (its own ipsets and firewall)."""
-    if shutil.which("ipset") is None or shutil.which("ip") is None:
-        pytest.skip("ip/ipset not installed")
+    if shutil.which("ipset") is None or shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("needs root and ip/ipset for a network namespace")
     name = f"sgresp-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
