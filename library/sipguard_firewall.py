@@ -203,10 +203,10 @@ diff:
 """
 
 # Ansible modules keep their imports below the documentation strings.
-import json  # noqa: E402
+import json
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.sipguard_firewall_apply import (  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.sipguard_firewall_apply import (
     FirewallError,
     Netfilter,
     apply,
@@ -218,7 +218,7 @@ from ansible.module_utils.sipguard_firewall_apply import (  # noqa: E402
     remove_all,
     validate,
 )
-from ansible.module_utils.sipguard_firewall_persist import (  # noqa: E402
+from ansible.module_utils.sipguard_firewall_persist import (
     arm_guard,
     boot_files,
     boot_files_exist,
@@ -231,7 +231,7 @@ from ansible.module_utils.sipguard_firewall_persist import (  # noqa: E402
     remove_boot_files,
     systemd_usable,
 )
-from ansible.module_utils.sipguard_firewall_rules import (  # noqa: E402
+from ansible.module_utils.sipguard_firewall_rules import (
     FirewallConfigError,
     build_spec,
     ipset_names,
