@@ -130,6 +130,7 @@ class Pool:
         self.count = count
         self.children: dict[int, socket.socket] = {}  # pid -> channel
         self.helper_stats: dict[int, dict[str, int]] = {}
+        self.retired: dict[str, int] = {}  # counts of helpers that ended (reload): counters never go back
         self.sent_sources: set[str] = set()
         self.sent_version = -1
         self.udp: list[socket.socket] = []
@@ -170,6 +171,7 @@ class Pool:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         self.children.clear()
+        self.retired = self.totals()
         self.helper_stats.clear()
 
     def restart(self) -> None:
@@ -225,7 +227,7 @@ class Pool:
         self.broadcast({"suspend": [[address, time.time() + seconds]]})
 
     def totals(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        out = dict(self.retired)
         for counts in self.helper_stats.values():
             for name, value in counts.items():
                 out[name] = out.get(name, 0) + value
