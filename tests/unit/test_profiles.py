@@ -48,7 +48,9 @@ def test_profile_matches_the_brief(name, reply, allow):
     row = PROFILES[name]
     assert row["reply_unauthorized"] == reply
     assert row["firewall"]["allow"] == allow
-    assert row["firewall"]["scanner_drop"] is True
+    # Scanner User-Agents are dropped where SIP is reachable from strangers' networks; the
+    # LAN-only profiles let the LAN's own tools (svmap, sipsak) through.
+    assert row["scanner_drop"] is (reply == "Off")
 
 
 def test_only_debug_logs_and_traces():
@@ -178,14 +180,12 @@ def row_for(name, results, reply=None):
 
 SILENT = dict.fromkeys(METHODS)
 CHALLENGE = {"OPTIONS": 403, "REGISTER": 401, "INVITE": 403}
+OFF_LAN = {"OPTIONS": None, "REGISTER": 401, "INVITE": None}
 
 
 def test_private_host_as_expected_passes():
-    row = row_for("private_lan", probes(SILENT, CHALLENGE))
+    row = row_for("private_lan", probes(SILENT, CHALLENGE, scanner=403))
     assert row["passed"] and not row["exposed"] and row["problems"] == []
-
-
-OFF_LAN = {"OPTIONS": None, "REGISTER": 401, "INVITE": None}
 
 
 def test_public_host_answering_the_internet_is_exposed():
@@ -194,9 +194,10 @@ def test_public_host_answering_the_internet_is_exposed():
     assert any("REGISTER from outside over udp" in p for p in row["problems"])
 
 
-def test_answered_scanner_is_exposed():
-    row = row_for("private_lan", probes(SILENT, CHALLENGE, scanner=403))
+def test_answered_scanner_is_exposed_where_the_profile_drops_it():
+    row = row_for("public", probes(SILENT, OFF_LAN, scanner=200))
     assert row["exposed"]
+    assert "scanner" in row["problems"][0]
 
 
 def test_silent_lan_on_private_host_is_a_mismatch_not_exposure():
@@ -215,10 +216,10 @@ def test_table_shows_silence_and_split_transports():
     for result in mixed_up:  # TCP from the LAN goes silent
         if result["item"]["vantage"] == "lan" and result["item"]["transport"] == "tcp":
             result["answered"], result["status_code"] = False, None
-    rows = [row_for("private_lan", probes(SILENT, CHALLENGE)), row_for("private_lan", mixed_up)]
+    rows = [row_for("public", probes(SILENT, OFF_LAN)), row_for("private_lan", mixed_up)]
     lines = audit.sipguard_audit_table(rows, METHODS).splitlines()
     assert lines[0].split()[:4] == ["host", "profile", "SS_REPLY_UNAUTHORIZED", "outside"]
-    assert lines[2].split()[3:] == ["-", "-", "-", "403", "401", "403", "dropped", "ok"]
+    assert lines[2].split()[3:] == ["-", "-", "-", "-", "401", "-", "dropped", "ok"]
     assert "udp:401 tcp:-" in lines[3] and lines[3].split()[-1] == "MISMATCH"
 
 

@@ -37,8 +37,12 @@ def _problems(row, expected, expected_reply):
                     problems.append(f"silent to {where} (profile {row['profile']} expects {want})")
                 else:
                     problems.append(f"answers {where} with {got} (profile {row['profile']} expects {want})")
-    if row["scanner"]["answered"]:
-        problems.append(f"EXPOSED: answers a scanner User-Agent with {row['scanner']['status']}")
+    want, got = expected.get("scanner"), row["scanner"]["status"]
+    if got != want:
+        if want is None:
+            problems.append(f"EXPOSED: answers a scanner User-Agent with {got} (profile expects a drop)")
+        else:
+            problems.append(f"scanner User-Agent from the LAN got {got or 'silence'}, profile expects {want}")
     return problems
 
 
@@ -93,7 +97,7 @@ def sipguard_audit_columns(rows, methods):
     for row in rows:
         cells = [row["host"], row["profile"], row["reply_unauthorized"] or "?"]
         cells += [" ".join(_cell(row["observed"][v].get(m, {})) for m in methods) for v in VANTAGES]
-        cells.append("answered" if row["scanner"]["answered"] else "dropped")
+        cells.append(str(row["scanner"]["status"]) if row["scanner"]["answered"] else "dropped")
         cells.append("ok" if row["passed"] else ("EXPOSED" if row["exposed"] else "MISMATCH"))
         body.append(cells)
     return {"header": header, "rows": body}
