@@ -144,6 +144,8 @@ class Server:
         settings = self.cfg.settings
         if settings.stats_control_socket:
             path = settings.stats_control_socket
+            with contextlib.suppress(OSError):  # systemd's RuntimeDirectory makes it; by hand we may have to
+                os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
