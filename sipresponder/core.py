@@ -39,6 +39,8 @@ REASONS = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 407: "Proxy Authent
 
 def _split_contacts(value: str) -> list[str]:
     """Split a Contact header value at commas that are outside <...> and quotes."""
+    if "," not in value:
+        return [value.strip()] if value.strip() else []
     parts, depth, quoted, start = [], 0, False, 0
     for index, char in enumerate(value):
         if char == '"':

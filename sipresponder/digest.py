@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 from sipresponder.config import Account
@@ -28,38 +29,20 @@ def hexdigest(algorithm: str, text: str) -> str:
     return HASHES[algorithm](text.encode("utf-8")).hexdigest()
 
 
+# One auth-param: key = "quoted \"string\"" or key = token (RFC 7616 §3.4 / RFC 7230 quoted-string).
+_PARAM = re.compile(r'([^\s=,]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+_ESCAPE = re.compile(r"\\(.)")
+
+
 def parse_params(value: str) -> dict[str, str]:
     """Parse `Digest a="x", b=y` into {"a": "x", "b": "y"} (keys lower-case); {} if not Digest."""
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() != "digest":
         return {}
     params: dict[str, str] = {}
-    index, size = 0, len(rest)
-    while index < size:
-        while index < size and rest[index] in " \t,":
-            index += 1
-        eq = rest.find("=", index)
-        if eq < 0:
-            break
-        key = rest[index:eq].strip().lower()
-        index = eq + 1
-        while index < size and rest[index] in " \t":
-            index += 1
-        if index < size and rest[index] == '"':
-            end = index + 1
-            chars = []
-            while end < size and rest[end] != '"':
-                if rest[end] == "\\" and end + 1 < size:
-                    end += 1
-                chars.append(rest[end])
-                end += 1
-            params[key] = "".join(chars)
-            index = end + 1
-        else:
-            end = rest.find(",", index)
-            end = size if end < 0 else end
-            params[key] = rest[index:end].strip()
-            index = end
+    for key, quoted, token in _PARAM.findall(rest):
+        text = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        params[key.lower()] = text or token
     return params
 
 
@@ -118,6 +101,7 @@ class Authenticator:
         self.floor = -1  # nonces issued at or before this second are stale (see module doc)
         self._cached: tuple[int, str] = (-1, "")
         self._counter = 0
+        self._ha1_cache: dict[tuple, str] = {}
 
     def nonce(self, now: float) -> str:
         """A fresh nonce; one HMAC per second however many challenges go out."""
@@ -137,6 +121,16 @@ class Authenticator:
             f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={algorithm}, qop="auth"{tail}'
             for algorithm in self.algorithms
         ]
+
+    def _ha1(self, account: Account, algorithm: str) -> str | None:
+        """HA1 from a password costs a hash per request: keep it (accounts are immutable values)."""
+        key = (account, self.realm, algorithm)
+        cached = self._ha1_cache.get(key)
+        if cached is None:
+            if len(self._ha1_cache) > 100_000:
+                self._ha1_cache.clear()  # old configurations' entries; bounded anyway
+            cached = self._ha1_cache[key] = ha1(account, self.realm, algorithm) or ""
+        return cached or None
 
     def nonce_state(self, nonce: str, now: float) -> str:
         stamp, dot, rest = nonce.partition(".")
@@ -164,7 +158,7 @@ class Authenticator:
         state = self.nonce_state(creds.nonce, now)
         if state != OK:
             return state
-        secret = ha1(account, self.realm, creds.algorithm) if account is not None else None
+        secret = self._ha1(account, creds.algorithm) if account is not None else None
         if secret is None:
             # Same work as a real check, so timing does not tell a missing account apart.
             expected_response("0" * 32, creds.algorithm, method, creds)

@@ -74,7 +74,8 @@ class NetworkSet:
         for net in networks:
             family = socket.AF_INET if net.version == 4 else socket.AF_INET6
             if net.prefixlen == net.max_prefixlen:
-                self.exact.add(str(net.network_address))
+                self.exact.add(str(net.network_address))  # single addresses: a string look-up suffices
+                continue
             self.by_prefix.setdefault((family, net.prefixlen), set()).add(int(net.network_address))
         self.any = bool(self.by_prefix)
         self._cache: dict[str, bool] = {}

@@ -115,3 +115,16 @@ def test_forgetting_a_nonce_count_makes_older_nonces_stale_instead_of_replayable
             == OK
         )
     assert auth.verify(first, "REGISTER", account, 1010.0) == STALE
+
+
+def test_digest_params_keep_quoted_commas_and_unescape_quotes():
+    from sipresponder.digest import parse_params  # noqa: PLC0415
+
+    params = parse_params('Digest username="a\\"b",uri="sip:x;p=1,2" , nc=00000001,qop=auth, opaque=""')
+    assert params == {"username": 'a"b', "uri": "sip:x;p=1,2", "nc": "00000001", "qop": "auth", "opaque": ""}
+    assert parse_params('Basic dXNlcjpwYXNz') == {}
+
+
+def test_single_addresses_need_no_prefix_walk():
+    nets = NetworkSet([ipaddress.ip_network("198.18.20.50/32")])
+    assert not nets.any and "198.18.20.50" in nets and "198.18.20.51" not in nets
