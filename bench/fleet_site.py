@@ -110,7 +110,7 @@ def main():
                 first, first_changed = site(inv, args.forks)
                 print(f"fleet_site: {size} host(s): first run {first:.1f} s; re-run...", flush=True)
                 rerun, rerun_changed = site(inv, args.forks)
-                print(f"fleet_site: {size} host(s): re-run {rerun:.1f} s (changed={rerun_changed})", flush=True)
+                print(f"fleet_site: {size} host(s): re-run {rerun:.1f} s changed={rerun_changed}", flush=True)
                 rows.append((size, first, first_changed, rerun, rerun_changed))
         finally:
             if not args.keep:
