@@ -23,3 +23,20 @@ def test_scanner_reaches_target_over_ipv4_and_ipv6():
     for addr in (TARGET_WAN, TARGET_WAN6):
         reply = sip_probe(scanner(), addr, port=9, transport="tcp", timeout=2)
         assert reply.get("tcp_refused"), f"{addr} not reachable from the scanner: {reply}"
+
+
+def test_public_target_is_silent_to_a_stranger():
+    for transport in ("udp", "tcp"):
+        reply = sip_probe(scanner(), TARGET_WAN, method="OPTIONS", transport=transport)
+        assert not reply["answered"], reply
+
+
+def test_responder_runs_unprivileged(host):
+    responder = host.service("sipresponder")
+    assert responder.is_running
+    pid = host.check_output("systemctl show -P MainPID sipresponder")
+    assert host.check_output(f"ps -o user= -p {pid}") == "sipresponder"
+    # CAP_NET_BIND_SERVICE (bit 10), plus CAP_NET_ADMIN (bit 12) for the ipset
+    # kernel-block hook the public profile turns on; nothing else.
+    effective = int(host.check_output(f"grep ^CapEff /proc/{pid}/status").split()[1], 16)
+    assert effective & ~((1 << 10) | (1 << 12)) == 0, hex(effective)
