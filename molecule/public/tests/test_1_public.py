@@ -47,7 +47,7 @@ def test_scanner_user_agent_dropped_in_kernel(topo):
     reply = sip_probe(phone, topo.target_lan, user_agent=SCANNER_UA, **PHONE, method="REGISTER")
     assert not reply["answered"], reply
     assert rule_packets(target, SCANNER_UA) > before
-    assert not [e for e in trace_lines(target) if SCANNER_UA in str(e.get("user_agent", ""))]
+    assert not [e for e in trace_lines(target) if SCANNER_UA in str(e.get("ua", ""))]
 
 
 def test_phone_registers_with_digest(topo):
