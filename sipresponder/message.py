@@ -66,11 +66,11 @@ class Request:
 
 # The headers a reply to a stranger needs, found by one regex scan (in C) instead of a full parse.
 _QUICK = re.compile(
-    rb"\n(via|v|from|f|to|t|call-id|i|cseq|user-agent|authorization|proxy-authorization)"
-    rb"[ \t]*:[ \t]*([^\r\n]*)",
+    r"\n(via|v|from|f|to|t|call-id|i|cseq|user-agent|authorization|proxy-authorization)"
+    r"[ \t]*:[ \t]*([^\r\n]*)",
     re.I,
 )
-_QUICK_NAMES = {b"v": "via", b"f": "from", b"t": "to", b"i": "call-id"}
+_QUICK_NAMES = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
 
 
 def quick_parse(data: bytes) -> Request | None:
@@ -81,23 +81,30 @@ def quick_parse(data: bytes) -> Request | None:
     """
     end = data.find(b"\r\n\r\n")
     first_end = data.find(b"\r\n")
-    if end < 0 or first_end <= 0 or b"\r\n " in data[:end] or b"\r\n\t" in data[:end]:
+    if end < 0 or first_end <= 0 or data.find(b"\r\n ", 0, end) >= 0 or data.find(b"\r\n\t", 0, end) >= 0:
         return None
-    pieces = data[:first_end].split(b" ")
-    if len(pieces) != 3 or pieces[2] != b"SIP/2.0" or _TOKEN(pieces[0].decode("latin-1")) is None:
+    text = data[: end + 2].decode("latin-1")  # one decode; the regex then yields str values
+    pieces = text[:first_end].split(" ")
+    if len(pieces) != 3 or pieces[2] != "SIP/2.0" or _TOKEN(pieces[0]) is None:
         return None
     headers: dict[str, list[str]] = {}
-    for name, value in _QUICK.findall(data, first_end, end):
+    for name, value in _QUICK.findall(text, first_end):
         key = name.lower()
-        headers.setdefault(_QUICK_NAMES.get(key) or key.decode(), []).append(value.decode("latin-1").rstrip())
-    if len(headers.get("cseq", ())) != 1 or len(headers.get("call-id", ())) != 1 or "via" not in headers:
+        key = _QUICK_NAMES.get(key, key)
+        values = headers.get(key)
+        if values is None:
+            headers[key] = [value.rstrip()]
+        else:
+            values.append(value.rstrip())
+    cseq, call_id = headers.get("cseq"), headers.get("call-id")
+    if cseq is None or call_id is None or len(cseq) != 1 or len(call_id) != 1:
         return None
-    if "from" not in headers or "to" not in headers:
+    if "via" not in headers or "from" not in headers or "to" not in headers:
         return None
-    method = pieces[0].decode("latin-1")
-    if headers["cseq"][0].partition(" ")[2].strip() != method:
+    method = pieces[0]
+    if cseq[0].partition(" ")[2].strip() != method:
         return None
-    return Request(method, pieces[1].decode("latin-1"), "SIP/2.0", headers, b"")
+    return Request(method, pieces[1], "SIP/2.0", headers, b"")
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes] | None:
@@ -290,18 +297,16 @@ def route_via(top_via: str, src_ip: str, src_port: int) -> tuple[str, int]:
     The address is always the packet's source (the `received` rule); maddr is ignored on purpose,
     since honouring it would let anyone aim our replies at a third party.
     """
-    host, port = via_sent_by(top_via)
     params = top_via.split(";")
+    host, port = via_sent_by(params[0])
     out = [params[0]]
     rport = False
     for param in params[1:]:
-        key = param.split("=", 1)[0].strip().lower()
+        key = param.partition("=")[0].strip().lower()
         if key == "rport":
             rport = True
-            continue
-        if key == "received":
-            continue
-        out.append(param)
+        elif key != "received":
+            out.append(param)
     if host.strip("[]") != src_ip or rport:
         out.append(f"received={src_ip}")
     if rport:
@@ -331,13 +336,14 @@ def build_response(
     top, port = route_via(top, src_ip, src_port)
     lines = [f"SIP/2.0 {status} {reason}", f"Via: {top}{rest}"]
     lines.extend(f"Via: {via}" for via in vias[1:])
-    to = request.get("to")
-    if status > 100 and header_param(to, "tag") is None:
+    headers = request.headers
+    to = headers["to"][0]
+    if status > 100 and ("tag" not in to.lower() or header_param(to, "tag") is None):
         to = f"{to};tag={to_tag_for(request)}"
-    lines.append(f"From: {request.get('from')}")
+    lines.append(f"From: {headers['from'][0]}")
     lines.append(f"To: {to}")
-    lines.append(f"Call-ID: {request.get('call-id')}")
-    lines.append(f"CSeq: {request.get('cseq')}")
+    lines.append(f"Call-ID: {headers['call-id'][0]}")
+    lines.append(f"CSeq: {headers['cseq'][0]}")
     lines.extend(f"{name}: {value}" for name, value in extra)
     if server:
         lines.append(f"Server: {server}")

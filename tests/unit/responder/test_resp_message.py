@@ -103,3 +103,14 @@ def test_quick_parse_agrees_with_the_full_parser_on_what_a_reply_needs():
         assert quick.headers[name] == full.headers[name]
     assert quick_parse(data.replace(b"CSeq: 1 REGISTER", b"CSeq: 1 INVITE")) is None
     assert quick_parse(b"garbage") is None
+
+
+def test_to_tag_is_added_unless_the_to_header_already_has_one():
+    tagged = parse_request(
+        sip("OPTIONS").replace(b"To: <sip:1001@198.18.0.1>", b"To: <sip:1001@198.18.0.1>;tag=x")
+    )
+    data, _ = build_response(tagged, 200, "OK", "198.18.10.5", 5060)
+    assert b"\r\nTo: <sip:1001@198.18.0.1>;tag=x\r\n" in data
+    uri_only = parse_request(sip("OPTIONS", user="tagger"))
+    data, _ = build_response(uri_only, 200, "OK", "198.18.10.5", 5060)
+    assert b"\r\nTo: <sip:tagger@198.18.0.1>;tag=" in data
