@@ -275,6 +275,7 @@ class Server:
 
     def on_udp(self, sock: socket.socket) -> None:
         recvfrom = sock.recvfrom
+        sendto = sock.sendto
         handle = self.core.handle
         size = self.cfg.settings.limits_max_message_bytes + 1
         now = time.time()
@@ -286,7 +287,13 @@ class Server:
             except OSError:
                 return  # e.g. ICMP port unreachable reported on a later recv
             actions = handle(data, peer[0], peer[1], "udp", now)
-            if actions:
+            if not actions:
+                continue
+            first = actions[0]
+            if len(actions) == 1 and first[0] == "send":  # the common case, without the dispatch
+                with contextlib.suppress(OSError):
+                    sendto(first[1], (peer[0], first[2]))
+            else:
                 self.carry_out(actions, sock, peer[0], None)
         if self.pool is not None:
             self.pool.sync()
