@@ -142,14 +142,14 @@ class Core:
         if stranger and not self.reply_unauthorized:
             counts["dropped_unknown"] += 1
             if self.trace_on:
-                return self._dropped(data, address, port, transport, now, policy.UNKNOWN, transport)
+                return self._dropped(data, address, port, transport, now, policy.UNKNOWN)
             return CLOSE if transport == "tcp" else NOTHING
         if len(data) > self.max_bytes:
             counts["dropped_oversize"] += 1
-            return self._dropped(data, address, port, transport, now, "oversize", transport)
+            return self._dropped(data, address, port, transport, now, "oversize")
         if self.suspensions.is_suspended(address, now):
             counts["dropped_suspended"] += 1
-            return self._dropped(data, address, port, transport, now, policy.SUSPENDED, transport)
+            return self._dropped(data, address, port, transport, now, policy.SUSPENDED)
         if stranger:
             # A stranger in On mode gets 401/403 whatever the details; a lean parse is enough.
             request = quick_parse(data)
@@ -169,16 +169,16 @@ class Core:
         counts = self.stats.counts
         if self._is_scanner(request.user_agent):
             counts["dropped_scanner"] += 1
-            return self._dropped(data, address, port, transport, now, policy.SCANNER, transport, request)
+            return self._dropped(data, address, port, transport, now, policy.SCANNER, request)
         kind = kind or self._source_kind(address, request.method)
         action = policy.decide(kind, request.method, self.reply_unauthorized)
         if action == policy.DROP:
             counts["dropped_unknown"] += 1
-            return self._dropped(data, address, port, transport, now, kind, transport, request)
+            return self._dropped(data, address, port, transport, now, kind, request)
         # Trunks carry a whole carrier's traffic from one address: they are not rate limited.
         if kind != policy.GATEWAY and not self.rate.allow(address, now):
             counts["dropped_rate"] += 1
-            return self._dropped(data, address, port, transport, now, "rate-limit", transport, request)
+            return self._dropped(data, address, port, transport, now, "rate-limit", request)
         if action == policy.FORBID:
             out = [self._reply(request, 403, address, port)]
         elif action == policy.CHALLENGE:
@@ -232,10 +232,10 @@ class Core:
         recognised = address in self.gateways or address in self.registrar.sources
         if request is None or request.method == "ACK" or not (recognised or self.reply_unauthorized):
             self.stats.counts["dropped_malformed"] += 1
-            return self._dropped(b"", address, port, transport, now, f"malformed: {error.reason}", transport)
+            return self._dropped(b"", address, port, transport, now, f"malformed: {error.reason}")
         if not self.rate.allow(address, now):
             self.stats.counts["dropped_rate"] += 1
-            return self._dropped(b"", address, port, transport, now, "rate-limit", transport)
+            return self._dropped(b"", address, port, transport, now, "rate-limit")
         out = [self._reply(request, error.status, address, port, error.extra, error.reason)]
         if self.trace_on:
             out.append(("trace", self._event(now, address, port, transport, request.method,
@@ -335,8 +335,9 @@ class Core:
         return {"ts": round(now, 3), "src": address, "port": port, "transport": transport,
                 "method": method, "ua": agent[:120], "decision": decision, "reason": reason, "status": status}
 
-    def _dropped(self, data, address, port, transport, now, reason, kind, request=None):
-        close = CLOSE if kind == "tcp" else NOTHING
+    def _dropped(self, data, address, port, transport, now, reason, request=None):
+        """Nothing back (TCP: close); a trace record when the trace is on."""
+        close = CLOSE if transport == "tcp" else NOTHING
         if not self.trace_on:
             return close
         method, agent = "", ""

@@ -97,9 +97,9 @@ def quick_parse(data: bytes) -> Request | None:
         else:
             values.append(value.rstrip())
     cseq, call_id = headers.get("cseq"), headers.get("call-id")
-    if cseq is None or call_id is None or len(cseq) != 1 or len(call_id) != 1:
+    if cseq is None or call_id is None or not {"via", "from", "to"} <= headers.keys():
         return None
-    if "via" not in headers or "from" not in headers or "to" not in headers:
+    if not via_sent_by(split_top_via(headers["via"][0])[0])[0] or len(cseq) != 1 or len(call_id) != 1:
         return None
     method = pieces[0]
     if cseq[0].partition(" ")[2].strip() != method:
@@ -178,6 +178,8 @@ def parse_request(data: bytes, datagram: bool = True) -> Request:
         raise ParseError(400, "Bad Request Line", answerable)
     if answerable is None:
         raise ParseError(400, "Missing Mandatory Header", None)
+    if not via_sent_by(split_top_via(headers["via"][0])[0])[0]:
+        raise ParseError(400, "Bad Via", None)  # nowhere sensible to send an answer: drop
     if bad_header or missing_blank_line:
         raise ParseError(400, "Malformed Header", request)
     request.body = _body(request, body, datagram)
@@ -282,7 +284,10 @@ def split_top_via(via_line: str) -> tuple[str, str]:
 
 def via_sent_by(top_via: str) -> tuple[str, int | None]:
     """(host, port or None) of the sent-by part of a Via value."""
-    sent_by = top_via.split(";", 1)[0].strip().split(None, 1)[-1].strip()
+    parts = top_via.split(";", 1)[0].split(None, 1)
+    if len(parts) != 2:
+        return "", None  # no sent-by: parse_request refuses such a Via, this is only a safety net
+    sent_by = parts[1].strip()
     if sent_by.startswith("["):
         host, _, rest = sent_by[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ""

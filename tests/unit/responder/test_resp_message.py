@@ -114,3 +114,11 @@ def test_to_tag_is_added_unless_the_to_header_already_has_one():
     uri_only = parse_request(sip("OPTIONS", user="tagger"))
     data, _ = build_response(uri_only, 200, "OK", "198.18.10.5", 5060)
     assert b"\r\nTo: <sip:tagger@198.18.0.1>;tag=" in data
+
+
+def test_a_via_without_sent_by_is_dropped_not_answered():
+    data = sip("OPTIONS").replace(b"Via: SIP/2.0/UDP 198.18.10.5:5060;branch=z9hG4bKtest1;rport", b"Via: ")
+    with pytest.raises(ParseError) as caught:
+        parse_request(data)
+    assert caught.value.request is None
+    assert quick_parse(data) is None
