@@ -113,6 +113,7 @@ class Server:
         self.connections: dict[socket.socket, Connection] = {}
         self.blocker = Blocker(cfg.settings.blocking_ipset4, cfg.settings.blocking_ipset6)
         self.running = True
+        self.next_error_log = 0.0
         self.reload_requested = False
         self.control: socket.socket | None = None
         self.prometheus: socket.socket | None = None
@@ -271,6 +272,14 @@ class Server:
             elif kind == "close" and conn is not None:
                 self.close(conn)
 
+    def internal_error(self, exc: Exception) -> None:
+        """A bug met a packet: count it, log its type (never the packet: it may hold credentials)."""
+        self.core.stats.counts["internal_errors"] += 1
+        now = time.monotonic()
+        if now >= self.next_error_log:
+            self.next_error_log = now + 10  # at most one line per 10 s under a flood
+            log(f"internal error handling a request ({exc.__class__.__name__}); please report it")
+
     # ------------------------------------------------------------------ UDP
 
     def on_udp(self, sock: socket.socket) -> None:
@@ -286,7 +295,11 @@ class Server:
                 return
             except OSError:
                 return  # e.g. ICMP port unreachable reported on a later recv
-            actions = handle(data, peer[0], peer[1], "udp", now)
+            try:
+                actions = handle(data, peer[0], peer[1], "udp", now)
+            except Exception as exc:  # one bad packet must never stop the server
+                self.internal_error(exc)
+                continue
             if not actions:
                 continue
             first = actions[0]
@@ -351,7 +364,12 @@ class Server:
                 return
             if message is None:
                 return
-            actions = self.core.handle(message, conn.address, conn.port, "tcp", now)
+            try:
+                actions = self.core.handle(message, conn.address, conn.port, "tcp", now)
+            except Exception as exc:  # one bad message must never stop the server
+                self.internal_error(exc)
+                self.close(conn)
+                return
             self.carry_out(actions, sock, conn.address, conn)
             if self.pool is not None:
                 self.pool.sync()

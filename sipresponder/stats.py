@@ -22,6 +22,7 @@ COUNTERS = {
     "block_hook_errors": "ipset add commands that failed or were skipped (queue full)",
     "tcp_connections_refused": "TCP connections refused at tcp_max_connections",
     "reloads": "successful configuration reloads",
+    "internal_errors": "requests that hit a bug and were dropped (see the log)",
     "reload_failures": "refused configuration reloads",
 }
 

@@ -101,7 +101,12 @@ class Helper:
                 with contextlib.suppress(OSError):  # main busy: drop, as a full socket buffer would
                     self.channel.send(_encode(index, address, peer[1], data))
                 continue
-            for action in core.handle(data, address, peer[1], "udp", now):
+            try:
+                actions = core.handle(data, address, peer[1], "udp", now)
+            except Exception:  # one bad packet must never stop a helper
+                core.stats.counts["internal_errors"] += 1
+                continue
+            for action in actions:
                 if action[0] == "send":
                     with contextlib.suppress(OSError):
                         sock.sendto(action[1], (address, action[2]))
@@ -198,7 +203,11 @@ class Pool:
                 sock = self.udp[index]
             except (ValueError, IndexError):
                 continue
-            actions = handle(data, address, port, "udp", now)
+            try:
+                actions = handle(data, address, port, "udp", now)
+            except Exception as exc:  # one bad packet must never stop the server
+                server.internal_error(exc)
+                continue
             if actions:
                 server.carry_out(actions, sock, address, None)
         self.sync()

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +12,15 @@ import urllib.request
 import uuid
 
 import pytest
-from resp_live_helpers import CLIENT_ENDPOINTS, MD5_FIRST, free_port, request, sipp_register, udp_exchange
+from resp_live_helpers import (
+    CLIENT_ENDPOINTS,
+    ENDPOINTS,
+    MD5_FIRST,
+    free_port,
+    request,
+    sipp_register,
+    udp_exchange,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +160,30 @@ def test_suspension_adds_the_source_to_the_kernel_block_set(start_responder, net
 
     wait_for(listed)
     assert responder.stats()["block_hook_calls"] == 1
+
+
+def test_a_bug_meeting_a_packet_is_counted_and_the_loop_goes_on(tmp_path):
+    from sipresponder import config  # noqa: PLC0415
+    from sipresponder.server import Server  # noqa: PLC0415
+
+    (tmp_path / "s.conf").write_text("SS_REPLY_UNAUTHORIZED=On\n")
+    (tmp_path / "e.toml").write_text(ENDPOINTS)
+    (tmp_path / "r.toml").write_text('[stats]\nprometheus_listen = ""\ncontrol_socket = ""\n')
+    paths = (str(tmp_path / "s.conf"), str(tmp_path / "e.toml"), str(tmp_path / "r.toml"))
+    server = Server(config.load(*paths), paths)
+
+    def broken(*_):
+        raise ValueError("a bug")
+
+    server.core.handle = broken
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        listener.bind(("127.0.0.1", 0))
+        listener.setblocking(False)
+        for _ in range(3):
+            client.sendto(b"OPTIONS", listener.getsockname())
+        time.sleep(0.1)
+        server.on_udp(listener)  # must return normally
+    assert server.core.stats.counts["internal_errors"] == 3
