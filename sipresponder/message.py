@@ -130,17 +130,29 @@ def _split_lines(head: str) -> list[str]:
     return lines
 
 
+_NAMES: dict[str, str] = {}  # header name as written -> canonical lower-case name (a cache)
+
+
 def _parse_headers(lines: list[str]) -> tuple[dict[str, list[str]], bool]:
     """Header lines -> {lower-case full name: [values]}, and whether any line was malformed."""
     headers: dict[str, list[str]] = {}
     bad_header = False
     for line in lines:
-        name, colon, value = line.partition(":")
-        name = name.rstrip(" \t").lower()
-        if not colon or not _is_token(name):
-            bad_header = True
-            continue
-        headers.setdefault(COMPACT.get(name, name), []).append(value.strip(" \t"))
+        raw, colon, value = line.partition(":")
+        name = _NAMES.get(raw) if colon else None
+        if name is None:
+            name = raw.rstrip(" \t").lower()
+            if not colon or not _is_token(name):
+                bad_header = True
+                continue
+            name = COMPACT.get(name, name)
+            if len(_NAMES) < 512:  # remember valid spellings; bounded so junk names cannot grow it
+                _NAMES[raw] = name
+        values = headers.get(name)
+        if values is None:
+            headers[name] = [value.strip(" \t")]
+        else:
+            values.append(value.strip(" \t"))
     return headers, bad_header
 
 

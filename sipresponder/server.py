@@ -286,6 +286,7 @@ class Server:
         recvfrom = sock.recvfrom
         sendto = sock.sendto
         handle = self.core.handle
+        pool = self.pool
         size = self.cfg.settings.limits_max_message_bytes + 1
         now = time.time()
         for _ in range(UDP_BATCH):
@@ -302,14 +303,14 @@ class Server:
                 continue
             if not actions:
                 continue
+            if pool is not None:
+                pool.sync()  # before the answer goes out: the phone's next request may reach a helper
             first = actions[0]
             if len(actions) == 1 and first[0] == "send":  # the common case, without the dispatch
                 with contextlib.suppress(OSError):
                     sendto(first[1], (peer[0], first[2]))
             else:
                 self.carry_out(actions, sock, peer[0], None)
-        if self.pool is not None:
-            self.pool.sync()
 
     # ------------------------------------------------------------------ TCP
 
@@ -370,9 +371,9 @@ class Server:
                 self.internal_error(exc)
                 self.close(conn)
                 return
-            self.carry_out(actions, sock, conn.address, conn)
             if self.pool is not None:
                 self.pool.sync()
+            self.carry_out(actions, sock, conn.address, conn)
 
     def send_tcp(self, conn: Connection, data: bytes) -> None:
         if conn.outbuf:

@@ -11,8 +11,10 @@ On-mode 401/403 — and forwards everything else to the main process over a sock
 
 The main process pushes what helpers need to classify a source (the registered source
 addresses, new suspensions, the trace switch) and receives their counters once a second.
-A phone is recognised by a helper a moment after its 200 OK; a packet in that window is
-treated as a stranger's (in Off mode: dropped, and the phone retransmits).
+The update for a new registration is sent before its 200 OK, and helpers read updates before
+packets, so a phone's next request is normally classified correctly; a helper that is already
+in the middle of a batch when the update arrives may still treat one request as a stranger's
+(in Off mode: dropped, and the phone retransmits).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Helper:
         selector = selectors.DefaultSelector()  # never the parent's: an inherited epoll is shared
         for index, sock in enumerate(self.sockets):
             selector.register(sock, selectors.EVENT_READ, index)
+        self.channel.setblocking(False)
         selector.register(self.channel, selectors.EVENT_READ, -1)
         next_report = 0.0
         running = [True]
@@ -63,10 +66,12 @@ class Helper:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         while running[0]:
-            for key, _ in selector.select(0.5):
+            # Updates first: a phone's 200 OK leaves the main process after its update did.
+            for key, _ in sorted(selector.select(0.5), key=lambda event: event[0].data):
                 if key.data < 0:
-                    self.on_update()
+                    self.drain_updates()
                 else:
+                    self.drain_updates()
                     self.on_udp(key.data, key.fileobj)
             now = time.time()
             if now >= next_report:
@@ -111,10 +116,21 @@ class Helper:
                     with contextlib.suppress(OSError):
                         sock.sendto(action[1], (address, action[2]))
 
-    def on_update(self) -> None:
+    def drain_updates(self) -> None:
+        """Apply every update the main process has queued (one syscall when there is none)."""
+        while True:
+            try:
+                data = self.channel.recv(1 << 20)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self.on_update(data)
+
+    def on_update(self, data: bytes) -> None:
         try:
-            message = json.loads(self.channel.recv(1 << 20))
-        except (OSError, ValueError):
+            message = json.loads(data)
+        except ValueError:
             return
         sources = self.core.registrar.sources
         for address in message.get("add", []):
@@ -209,8 +225,8 @@ class Pool:
                 server.internal_error(exc)
                 continue
             if actions:
+                self.sync()  # before the answer goes out (see Server.on_udp)
                 server.carry_out(actions, sock, address, None)
-        self.sync()
 
     def broadcast(self, message: dict) -> None:
         data = json.dumps(message).encode()

@@ -122,3 +122,10 @@ def test_a_via_without_sent_by_is_dropped_not_answered():
         parse_request(data)
     assert caught.value.request is None
     assert quick_parse(data) is None
+
+
+def test_a_known_header_name_without_colon_is_still_malformed():
+    parse_request(sip("OPTIONS"))  # "User-Agent" is now a known spelling
+    with pytest.raises(ParseError) as caught:
+        parse_request(sip("OPTIONS").replace(b"User-Agent: unit-test", b"User-Agent"))
+    assert caught.value.reason == "Malformed Header"
