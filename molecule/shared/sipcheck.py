@@ -54,9 +54,17 @@ def svwar(vantage, target: str, extensions: str = "1000-1010", port: int = 5060)
 
 
 def add_address(vantage, address: str, prefix: int) -> str:
-    """Give `vantage` one more source address (a "different" client on the same wire)."""
+    """Give `vantage` one more source address (a "different" client on the same wire).
+
+    Idempotent: once the address is assigned, `ip route get` answers "dev lo", and
+    an address with a /24 on lo would make the whole subnet local to the vantage.
+    """
+    family = "-6" if ":" in address else "-4"
+    if vantage.run(f"ip -o {family} addr show to {address}").stdout.strip():
+        return address
     dev = vantage.check_output("ip -o route get %s | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'", address).strip()
-    vantage.run(f"ip addr add {address}/{prefix} dev {dev} nodad 2>/dev/null || true")
+    assert dev and dev != "lo", f"no interface towards {address} on the vantage"
+    vantage.check_output(f"ip addr add {address}/{prefix} dev {dev} nodad")
     return address
 
 
