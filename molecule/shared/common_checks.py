@@ -7,12 +7,13 @@ into files that run after the profile-specific tests (test_2_*, test_3_*).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
-from sipcheck import wait_for
+from sipcheck import add_address, wait_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 BEFORE = "/var/lib/sipguard-test/before"  # written by molecule/shared/prepare.yml
@@ -52,6 +53,35 @@ def test_connection_survives_converge(topo):
     assert _sipguard_rules(target), "the sipguard firewall layer is not loaded"
 
 
+def _playbook(topo, playbook: str, *extra: str) -> subprocess.CompletedProcess:
+    """Run one of the project's playbooks against this scenario's target."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook,
+         "--limit", f"mol-{topo.name}-target,localhost", *extra],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_audit_matches_the_profile(topo, tmp_path):
+    """playbooks/audit.yml, from the scenario's scanner and phone, finds the exposure
+    the profile table promises (and would exit non-zero otherwise)."""
+    # The phone's own address holds a registration by now: probe as a stranger beside it.
+    stranger = add_address(topo.host("phone"), f"{topo.lan}.103", 24)
+    run = _playbook(topo, "playbooks/audit.yml",
+                    "-e", f"sipguard_audit_lan_source={stranger}",
+                    "-e", f"sipguard_audit_outside_host=mol-{topo.name}-scanner",
+                    "-e", f"sipguard_audit_lan_host=mol-{topo.name}-phone",
+                    "-e", f"sipguard_audit_outside_address={topo.target_wan}",
+                    "-e", f"sipguard_audit_lan_address={topo.target_lan}",
+                    "-e", f"sipguard_audit_report_dir={tmp_path}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "audit.json").read_text())
+    assert row["host"] == f"mol-{topo.name}-target" and row["passed"] and not row["problems"], row
+    for vantage in ("outside", "lan"):
+        for method, status in row["expected"][vantage].items():
+            assert set(row["observed"][vantage][method].values()) == {status}, (vantage, method, row)
+
+
 def test_firewall_survives_unit_restart(topo):
     target = topo.host("target")
     before = _sipguard_rules(target)
@@ -72,11 +102,7 @@ def test_firewall_and_responder_survive_reboot(topo):
 def test_rollback_restores_the_host(topo):
     """playbooks/rollback.yml leaves rules and softswitch parameters as before sipguard."""
     target = topo.host("target")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "playbooks/rollback.yml",
-         "--limit", f"mol-{topo.name}-target"],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    run = _playbook(topo, "playbooks/rollback.yml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     for tool in ("iptables-save", "ip6tables-save"):
         assert _ruleset(target, tool) == _normalise(target.check_output(f"cat {BEFORE}/{tool}.txt")), tool
