@@ -51,7 +51,13 @@ class BoundedTable:
 
 
 class RateLimiter:
-    """Token bucket per source: `rate` requests/s sustained, `burst` at once. rate 0 = off."""
+    """Token bucket per source: `rate` requests/s sustained, `burst` at once. rate 0 = off.
+
+    Kept as one float per source (the generic cell rate algorithm): the time at which the
+    source's bucket is full again. A bucket with `tokens` at time `now` is the same as a
+    full-again time of now + (burst - tokens) / rate, so the answers are those of the token
+    bucket, for a third of the memory of a (tokens, time) pair per tracked source.
+    """
 
     def __init__(self, rate: int, burst: int, capacity: int):
         self.rate = rate
@@ -59,14 +65,17 @@ class RateLimiter:
         self.table = BoundedTable(capacity)
 
     def allow(self, source: str, now: float) -> bool:
-        if not self.rate:
+        rate = self.rate
+        if not rate:
             return True
-        tokens, stamp = self.table.get(source, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - stamp) * self.rate)
-        if tokens < 1:
-            self.table.put(source, (tokens, now))
+        full_at = self.table.get(source, now)
+        full_at = max(full_at, now)  # a full bucket does not fill beyond burst
+        # At least one token left <=> (full_at - now) * rate <= burst - 1 (a billionth of a token
+        # of slack, so that float rounding never takes a token the exact arithmetic would give).
+        if (full_at - now) * rate > self.burst - 1 + 1e-9:
+            self.table.put(source, full_at)
             return False
-        self.table.put(source, (tokens - 1, now))
+        self.table.put(source, full_at + 1 / rate)
         return True
 
 
