@@ -101,15 +101,15 @@ class Authenticator:
         self.floor = -1  # nonces issued at or before this second are stale (see module doc)
         self._cached: tuple[int, str] = (-1, "")
         self._counter = 0
-        self._ha1_cache: dict[tuple, str] = {}
+        self._ha1_cache: dict[tuple[str, str, str], tuple[Account, str]] = {}
+        self._macs: dict[str, str] = {}  # nonce stamp -> its MAC
 
     def nonce(self, now: float) -> str:
         """A fresh nonce; one HMAC per second however many challenges go out."""
         second = int(now)
         if self._cached[0] != second:
             stamp = format(second, "x")
-            mac = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
-            self._cached = (second, f"{stamp}.{mac}.")
+            self._cached = (second, f"{stamp}.{self._mac(stamp)}.")
         self._counter += 1
         return f"{self._cached[1]}{self._counter:x}"
 
@@ -123,14 +123,29 @@ class Authenticator:
         ]
 
     def _ha1(self, account: Account, algorithm: str) -> str | None:
-        """HA1 from a password costs a hash per request: keep it (accounts are immutable values)."""
-        key = (account, self.realm, algorithm)
+        """HA1 from a password costs a hash per request: keep it, per account and algorithm.
+
+        Keyed by name, and used only while the stored Account is the very object asked about
+        (`is`, which the cache's own reference keeps meaningful): a reload brings new Account
+        objects, so a changed password is never checked against an old HA1. Hashing the Account
+        itself as the key would hash every field, its networks included, on every request.
+        """
+        key = (account.username, self.realm, algorithm)
         cached = self._ha1_cache.get(key)
-        if cached is None:
+        if cached is None or cached[0] is not account:
             if len(self._ha1_cache) > 100_000:
-                self._ha1_cache.clear()  # old configurations' entries; bounded anyway
-            cached = self._ha1_cache[key] = ha1(account, self.realm, algorithm) or ""
-        return cached or None
+                self._ha1_cache.clear()  # bounded anyway
+            cached = self._ha1_cache[key] = (account, ha1(account, self.realm, algorithm) or "")
+        return cached[1] or None
+
+    def _mac(self, stamp: str) -> str:
+        """The MAC part of the nonces issued in one second; kept, since phones reuse a nonce."""
+        mac = self._macs.get(stamp)
+        if mac is None:
+            if len(self._macs) >= 4096:
+                self._macs.clear()  # forged stamps cannot grow it
+            mac = self._macs[stamp] = hmac.digest(self.secret, stamp.encode(), "sha256").hex()[:24]
+        return mac
 
     def nonce_state(self, nonce: str, now: float) -> str:
         stamp, dot, rest = nonce.partition(".")
@@ -140,8 +155,7 @@ class Authenticator:
             int(counter, 16)
         except ValueError:
             return FAIL
-        good = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
-        if not dot or not hmac.compare_digest(mac, good):
+        if not dot or not hmac.compare_digest(mac, self._mac(stamp)):
             return FAIL
         if issued > now + 1:
             return FAIL
@@ -153,7 +167,7 @@ class Authenticator:
         """OK, STALE (re-challenge, not a failure), REPLAY (same), or FAIL (counts as a failed attempt)."""
         if creds.realm != self.realm or creds.algorithm not in self.algorithms or creds.qop != "auth":
             return FAIL
-        if len(creds.nc) != 8 or not creds.cnonce or any(c not in "0123456789abcdef" for c in creds.nc):
+        if len(creds.nc) != 8 or not creds.cnonce or creds.nc.strip("0123456789abcdef"):
             return FAIL
         state = self.nonce_state(creds.nonce, now)
         if state != OK:

@@ -159,9 +159,10 @@ def _parse_headers(lines: list[str]) -> tuple[dict[str, list[str]], bool]:
     """Header lines -> {lower-case full name: [values]}, and whether any line was malformed."""
     headers: dict[str, list[str]] = {}
     bad_header = False
+    names = _NAMES
     for line in lines:
         raw, colon, value = line.partition(":")
-        name = _canonical(raw) if colon else None
+        name = (names.get(raw) or _canonical(raw)) if colon else None
         if name is None:
             bad_header = True
             continue
