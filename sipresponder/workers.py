@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import selectors
 import signal
@@ -48,7 +49,9 @@ class Inbox:
 
     def __init__(self, channel: socket.socket, size: int):
         self.channel = channel
-        self.view = memoryview(bytearray(size))
+        # Anonymous memory, not a bytearray: untouched pages cost no RSS, so the buffer grows
+        # into memory only as far as the largest datagram that ever arrives.
+        self.view = memoryview(mmap.mmap(-1, size))
 
     def receive(self) -> bytes:
         """The next datagram; raises OSError (BlockingIOError when none is waiting)."""
