@@ -68,6 +68,19 @@ class Request:
 _QUICK_WANTED = frozenset(
     ("via", "from", "to", "call-id", "cseq", "user-agent", "authorization", "proxy-authorization")
 )
+_QUICK_AS: dict[str, str] = {}  # header name as written -> its wanted name, "" when not wanted (a cache)
+
+
+def _quick_name(raw: str) -> str | None:
+    """quick_parse's name for a header name as written: the wanted name, "" for any other header,
+    None when it is no header name at all."""
+    name = _canonical(raw)
+    if name is None:
+        return None
+    name = name if name in _QUICK_WANTED else ""
+    if len(_QUICK_AS) < 512:  # bounded like _NAMES
+        _QUICK_AS[raw] = name
+    return name
 
 
 def quick_parse(data: bytes) -> Request | None:
@@ -89,19 +102,17 @@ def quick_parse(data: bytes) -> Request | None:
     if len(pieces) != 3 or pieces[2] != "SIP/2.0" or _TOKEN(pieces[0]) is None:
         return None
     headers: dict[str, list[str]] = {}
-    names = _NAMES
-    wanted = _QUICK_WANTED
+    wanted_as = _QUICK_AS
     for index in range(1, len(lines)):
         raw, colon, value = lines[index].partition(":")
-        if not colon:
-            continue
-        name = names.get(raw) or _canonical(raw)
-        if name in wanted:
-            values = headers.get(name)
-            if values is None:
-                headers[name] = [value.strip(" \t")]
+        name = wanted_as.get(raw)  # one look-up per line: the wanted name, or "" for any other
+        if name is None and colon:
+            name = _quick_name(raw)
+        if name and colon:
+            if name in headers:
+                headers[name].append(value.strip(" \t"))
             else:
-                values.append(value.strip(" \t"))
+                headers[name] = [value.strip(" \t")]
     cseq, call_id, via = headers.get("cseq"), headers.get("call-id"), headers.get("via")
     if cseq is None or call_id is None or via is None or "from" not in headers or "to" not in headers:
         return None
