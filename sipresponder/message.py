@@ -176,12 +176,10 @@ def _parse_headers(lines: list[str]) -> tuple[dict[str, list[str]], bool]:
         name = (names.get(raw) or _canonical(raw)) if colon else None
         if name is None:
             bad_header = True
-            continue
-        values = headers.get(name)
-        if values is None:
-            headers[name] = [value.strip(" \t")]
+        elif name in headers:
+            headers[name].append(value.strip(" \t"))
         else:
-            values.append(value.strip(" \t"))
+            headers[name] = [value.strip(" \t")]
     return headers, bad_header
 
 
