@@ -167,9 +167,7 @@ class Core:
                 kind: str = ""):  # fmt: skip
         """Apply the decision table to a well-formed request (kind: the source kind, if already known)."""
         counts = self.stats.counts
-        search = self.scanner_search
-        agent = request.get("user-agent") if search is not None else ""
-        if agent and search(agent) is not None:  # as _is_scanner(), without two calls per request
+        if self.scanner_search is not None and self._is_scanner(request.get("user-agent")):
             counts["dropped_scanner"] += 1
             return self._dropped(data, address, port, transport, now, policy.SCANNER, request)
         kind = kind or self._source_kind(address, request.method)

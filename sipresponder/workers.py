@@ -90,12 +90,10 @@ class Helper:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         while running[0]:
-            # Updates first: a phone's 200 OK leaves the main process after its update did.
-            for key, _ in sorted(selector.select(0.5), key=lambda event: event[0].data):
-                if key.data < 0:
-                    self.drain_updates()
-                else:
-                    self.drain_updates()
+            # Updates before packets: a phone's 200 OK leaves the main process after its update did.
+            for key, _ in selector.select(0.5):
+                self.drain_updates()
+                if key.data >= 0:
                     self.on_udp(key.data, key.fileobj)
             now = time.time()
             if now >= next_report:
@@ -149,9 +147,7 @@ class Helper:
         while True:
             try:
                 data = self.inbox.receive()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError: none left
                 return
             self.on_update(data)
 

@@ -50,8 +50,11 @@ def test_scanner_user_agent_dropped_in_kernel(topo):
     # The same request with an ordinary User-Agent does reach the trace, so the
     # trace is on and read: the scanner's absence below means something.
     sip_probe(phone, topo.target_lan, method="OPTIONS", user_agent="sipguard-trace-marker")
-    marker = lambda: [e for e in trace_lines(target) if e.get("ua") == "sipguard-trace-marker"]  # noqa: E731
-    assert wait_for(marker, timeout=5)
+
+    def marker_traced():
+        return [e for e in trace_lines(target) if e.get("ua") == "sipguard-trace-marker"]
+
+    assert wait_for(marker_traced, timeout=5)
     assert not [e for e in trace_lines(target) if SCANNER_UA in str(e.get("ua", ""))]
 
 
