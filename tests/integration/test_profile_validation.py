@@ -8,6 +8,7 @@ nothing listens.
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,16 +19,22 @@ HOST = "rt-validation-nonexistent"
 pytestmark = pytest.mark.slow
 
 
-def run_site(tmp_path, **host_vars):
+def run_site(tmp_path, *args, **host_vars):
     # JSON is YAML: a one-host inventory with the host in "targets".
     host_vars["ansible_connection"] = "containers.podman.podman"
     inventory = {"all": {"children": {"targets": {"hosts": {HOST: host_vars}}}}}
     (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     return subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "playbooks/site.yml"],
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "playbooks/site.yml",
+         *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
+
+
+def run_validation_only(tmp_path, **host_vars):
+    """site.yml with every role but sipguard_profile (tagged always) skipped: no connection at all."""
+    return run_site(tmp_path, "--skip-tags", "responder,softswitch,firewall", **host_vars)
 
 
 def assert_stopped_by_validation(result, *needles):
@@ -39,6 +46,7 @@ def assert_stopped_by_validation(result, *needles):
     # Nothing after validation ran: no connection attempt to the (missing) host.
     assert "sipguard_responder" not in out
     assert "UNREACHABLE" not in out
+    assert re.search(rf"^{HOST}\s*:.*\bchanged=0\b", out, re.MULTILINE), out[-2000:]
 
 
 def test_unknown_profile(tmp_path):
@@ -76,3 +84,49 @@ def test_trunk_that_does_not_resolve(tmp_path):
         sipguard_dns_nameservers=["127.0.0.1"],
     )
     assert_stopped_by_validation(result, '"carrier"', "missing.trunk.invalid")
+
+
+# --- typed, complete validation (issue 10, item 5) -------------------------------------------------
+
+
+def test_port_string_is_refused_before_anything_changes(tmp_path):
+    # Accepted before: the argument spec splits the string, the role then iterated its characters
+    # into SS_SIP_PORT=5,0,6,0,,,5,0,7,0 and the module failed after other roles changed the host.
+    result = run_site(tmp_path, sipguard_profile="public", sipguard_sip_ports="5060,5070")
+    assert_stopped_by_validation(
+        result, "sipguard_sip_ports '5060,5070' is a string", "YAML list", "[5060, 5070]")
+
+
+@pytest.mark.parametrize(
+    ("host_vars", "needles"),
+    [
+        ({"sipguard_sip_ports": [5060, 22]}, ("port 22 ", "sipguard_management_ports")),
+        ({"sipguard_sip_ports": [5060, 2222], "ansible_port": 2222}, ("port 2222 ", "ansible_port")),
+    ],
+    ids=["ssh", "ansible_port"],
+)
+def test_management_port_among_sip_ports_is_refused(tmp_path, host_vars, needles):
+    result = run_site(tmp_path, sipguard_profile="public", **host_vars)
+    assert_stopped_by_validation(result, *needles)
+
+
+def test_misspelled_variable_is_refused_with_the_closest_name(tmp_path):
+    # Ignored before: the run went on with sipguard_profile "" and said only that "" is no profile.
+    result = run_site(tmp_path, sipguard_profle="public")
+    assert_stopped_by_validation(result, "unknown variable sipguard_profle", "did you mean sipguard_profile?")
+
+
+def test_empty_scanner_list_in_public_is_refused(tmp_path):
+    result = run_site(tmp_path, sipguard_profile="public", sipguard_scanner_user_agents=[])
+    assert_stopped_by_validation(
+        result, "sipguard_scanner_user_agents is empty", "sipguard_scanner_user_agents_empty_ok: true")
+
+
+def test_empty_scanner_list_is_accepted_when_asked_for(tmp_path):
+    result = run_validation_only(
+        tmp_path, sipguard_profile="public", sipguard_scanner_user_agents=[],
+        sipguard_scanner_user_agents_empty_ok=True,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert "Set the effective profile settings" in out

@@ -5,6 +5,7 @@ from their files so these tests need no Ansible run.
 """
 
 import importlib.util
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -148,6 +149,165 @@ def test_allowed_networks_per_profile():
     assert profile.sipguard_allowed_networks(PROFILES["public"], lan, trunks) == []
     mixed = profile.sipguard_allowed_networks(PROFILES["mixed"], lan, trunks)
     assert mixed == ["198.18.10.0/24", "198.18.20.50"]
+
+
+# --- typed lists: ports, transports, IP versions, scanner User-Agents ------------------------------
+
+
+def test_port_list_passes():
+    assert profile.sipguard_port_problems([5060, 5070, 1, 65535]) == []
+
+
+def test_a_port_string_is_refused_with_the_list_it_meant():
+    # The string the issue found: the templates would write SS_SIP_PORT=5,0,6,0,,,5,0,7,0.
+    problems = profile.sipguard_port_problems("5060,5070")
+    assert len(problems) == 1
+    assert "'5060,5070' is a string" in problems[0]
+    assert "YAML list" in problems[0] and "[5060, 5070]" in problems[0]
+    assert "[5060]" in profile.sipguard_port_problems("5060")[0]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [("5060", "without quotes"), (True, "not a port"), (5060.0, "not a port"), (None, "not a port"),
+     (0, "out of range"), (65536, "out of range"), (-1, "out of range")],
+)
+def test_each_port_is_an_integer_in_range(bad, reason):
+    problems = profile.sipguard_port_problems([5060, bad])
+    assert len(problems) == 1
+    assert reason in problems[0]
+
+
+def test_empty_port_list_only_where_allowed():
+    assert profile.sipguard_port_problems([])
+    assert profile.sipguard_port_problems([], allow_empty=True) == []
+    assert profile.sipguard_port_problems({"sip": 5060})
+
+
+def test_sip_port_that_is_a_management_port_is_named():
+    problems = profile.sipguard_port_overlap([5060, 22], [22, 2222])
+    assert len(problems) == 1
+    assert "port 22 " in problems[0] and "sipguard_management_ports" in problems[0]
+
+
+def test_ansible_port_counts_as_a_management_port():
+    for ansible_port in (2200, "2200"):
+        problems = profile.sipguard_port_overlap([5060, 2200], [22], ansible_port)
+        assert len(problems) == 1
+        assert "port 2200 " in problems[0] and "ansible_port" in problems[0]
+    assert profile.sipguard_port_overlap([5060], [22], 2200) == []
+
+
+def test_overlap_is_not_judged_on_malformed_lists():
+    # sipguard_port_problems reports those; no second, confusing message.
+    assert profile.sipguard_port_overlap("5060,22", [22]) == []
+    assert profile.sipguard_port_overlap([5060], "22") == []
+
+
+def test_choice_lists():
+    assert profile.sipguard_choice_problems(["udp", "tcp"], ["udp", "tcp"]) == []
+    assert "'tls'" in profile.sipguard_choice_problems(["udp", "tls"], ["udp", "tcp"])[0]
+    assert "is a string" in profile.sipguard_choice_problems("4,6", [4, 6])[0]
+    assert profile.sipguard_choice_problems([], [4, 6])
+    assert profile.sipguard_choice_problems([True], [1])  # True == 1 but is not a choice
+
+
+def test_user_agent_list():
+    assert profile.sipguard_user_agent_problems(["friendly-scanner", "sipvicious"]) == []
+    assert profile.sipguard_user_agent_problems([]) == []  # the profile decides whether empty is allowed
+    assert "is a string" in profile.sipguard_user_agent_problems("friendly-scanner")[0]
+    problems = profile.sipguard_user_agent_problems(["", "  ", 7, "smap\n"])
+    assert len(problems) == 4
+    assert "control characters" in problems[3]
+
+
+# --- unknown variables ---------------------------------------------------------------------------
+
+
+KNOWN = ["sipguard_profile", "sipguard_profiles", "sipguard_sip_ports", "sipguard_management_ports",
+         "sipguard_scanner_user_agents", "sipguard_firewall_rate_limit"]
+
+
+def test_misspelled_variable_gets_the_closest_name():
+    problems = profile.sipguard_unknown_variables(
+        ["sipguard_profle", "sipguard_managment_ports", "sipguard_firewall_rate_limt", "sipguard_profile"],
+        KNOWN,
+    )
+    assert problems == [
+        "unknown variable sipguard_firewall_rate_limt (did you mean sipguard_firewall_rate_limit?)",
+        "unknown variable sipguard_managment_ports (did you mean sipguard_management_ports?)",
+        "unknown variable sipguard_profle (did you mean sipguard_profile?)",
+    ]
+
+
+def test_unknown_sipguard_variable_without_a_close_name():
+    assert profile.sipguard_unknown_variables(["sipguard_office_cidr"], KNOWN) == [
+        "unknown variable sipguard_office_cidr (no sipguard role reads it)"]
+
+
+def test_other_names_only_when_they_are_a_near_miss():
+    problems = profile.sipguard_unknown_variables(
+        ["sipgaurd_profile", "inventory_hostname", "ansible_port", "vault_sipguard_password_1001", "profile"],
+        KNOWN,
+    )
+    assert problems == ["unknown variable sipgaurd_profile (did you mean sipguard_profile?)"]
+
+
+def test_variable_names_per_kind_of_role_file():
+    tasks = [
+        {"name": "a", "ansible.builtin.set_fact": {"sipguard_x": 1, "cacheable": True, "other": 2}},
+        {"block": [{"command": "true", "register": "sipguard_y"}],
+         "rescue": [{"set_fact": {"sipguard_z": 1}}]},
+        {"sipguard_firewall": {"name": "x"}},  # a module call names no variable
+    ]
+    assert profile.variable_names("tasks", tasks) == {"sipguard_x", "sipguard_y", "sipguard_z"}
+    specs = {"argument_specs": {"main": {"options": {"sipguard_a": {}}},
+                                "close": {"options": {"sipguard_b": {}}},
+                                "empty": None}}
+    assert profile.variable_names("meta/argument_specs", specs) == {"sipguard_a", "sipguard_b"}
+    assert profile.variable_names("defaults", {"sipguard_c": 1, "other": 2}) == {"sipguard_c"}
+    assert profile.variable_names("defaults", None) == set()
+
+
+REPO = ROLES.parent
+LEGITIMATE = set(TABLE["sipguard_profile_other_variables"])
+ROLE_KNOWN = set(profile.sipguard_known_variables(ROLES, LEGITIMATE))
+
+
+def _yaml(path):
+    return profile.load_yaml(path.read_text())
+
+
+def _sipguard_keys(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str) and key.startswith("sipguard_"):
+                yield key
+            yield from _sipguard_keys(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _sipguard_keys(item)
+
+
+def test_known_variables_cover_the_documented_facts_and_every_role_input():
+    assert {"sipguard_settings", "sipguard_trunks_resolved", "sipguard_allowed_networks", "sipguard_profile",
+            "sipguard_scanner_user_agents_empty_ok", "sipguard_firewall_result",
+            "sipguard_audit_port"} <= ROLE_KNOWN
+
+
+def test_every_variable_the_inventories_and_molecule_set_is_known():
+    used = set()
+    for path in (REPO / "inventory").rglob("*.yml"):
+        used |= set(_sipguard_keys(_yaml(path)))
+    for path in (REPO / "molecule").glob("*/molecule.yml"):
+        used |= set(_sipguard_keys(_yaml(path)["provisioner"]["inventory"]))
+    for path in (REPO / "molecule/shared").glob("*.yml"):
+        for play in _yaml(path) or []:
+            used |= profile.variable_names("tasks", play.get("tasks", []) + play.get("pre_tasks", []))
+    for path in [*(REPO / "molecule").rglob("*.py"), *(REPO / "tests").rglob("*.py")]:
+        used |= set(re.findall(r"""["']-e["'],\s*f?["'](sipguard_\w+)=""", path.read_text()))
+    assert used  # the scan found the lab's and Molecule's variables at all
+    assert used - ROLE_KNOWN == set()
 
 
 # --- audit verdicts -------------------------------------------------------------------------------

@@ -2,9 +2,20 @@
 
 They are pure functions (no Ansible imports beyond the FilterModule shim) so the
 unit tests call them directly; the role calls them from its validate tasks.
+The one exception is ``sipguard_known_variables``, which reads the roles' own
+YAML files (on the controller) to learn every variable name they use.
 """
 
+import difflib
 import ipaddress
+import re
+from pathlib import Path
+
+import yaml
+
+PREFIX = "sipguard_"
+SET_FACT = {"set_fact", "ansible.builtin.set_fact", "ansible.legacy.set_fact"}
+TASK_LISTS = ("block", "rescue", "always")
 
 
 def network_problem(value):
@@ -103,6 +114,223 @@ def sipguard_allowed_networks(settings, lan_networks, trunk_table):
     return networks
 
 
+# --- typed lists ---------------------------------------------------------------------------------
+
+
+def _looks_like_text(value):
+    # Ansible hands templated strings over as str subclasses: isinstance covers them.
+    return isinstance(value, str)
+
+
+def _as_list_hint(text):
+    """Suggest the YAML list a comma/space separated string probably meant, or None."""
+    parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
+    if parts and all(p.isdigit() for p in parts):
+        return "[" + ", ".join(str(int(p)) for p in parts) + "]"
+    return None
+
+
+def sipguard_port_problems(ports, allow_empty=False):
+    """List why ``ports`` is not a YAML list of port numbers (integers 1-65535).
+
+    A string such as ``"5060,5070"`` is refused outright: the roles would iterate
+    over its characters (``SS_SIP_PORT=5,0,6,0,,,5,0,7,0``).
+    """
+    if _looks_like_text(ports):
+        hint = _as_list_hint(ports)
+        example = f", e.g. {hint}" if hint else " such as [5060, 5070]"
+        return [f"{ports!r} is a string: write a YAML list of port numbers{example}"]
+    if not isinstance(ports, list):
+        return [f"{ports!r}: expected a YAML list of port numbers, got {type(ports).__name__}"]
+    if not ports and not allow_empty:
+        return ["is empty: give at least one port"]
+    problems = []
+    for port in ports:
+        if isinstance(port, bool) or not isinstance(port, int):
+            if _looks_like_text(port) and port.strip().isdigit():
+                problems.append(f"{port!r} is a string: write the number without quotes ({int(port)})")
+            else:
+                problems.append(f"{port!r} is not a port number (an integer 1-65535)")
+        elif not 1 <= port <= 65535:
+            problems.append(f"{port} is out of range (1-65535)")
+    return problems
+
+
+def _port_number(value):
+    """``value`` as a port number when it is one (an int or a string of digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if _looks_like_text(value) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def sipguard_port_overlap(sip_ports, management_ports, ansible_port=None):
+    """List every SIP port that is also a management port (or the Ansible connection's port).
+
+    The firewall layer filters SIP ports and never touches management ports: a port
+    in both lists is a contradiction that would cut SSH or leave SIP unguarded.
+    Only well-typed lists are compared (``sipguard_port_problems`` reports the rest).
+    """
+    if not isinstance(sip_ports, list) or not isinstance(management_ports, list):
+        return []
+    management = {}
+    for port in management_ports:
+        management.setdefault(_port_number(port), "sipguard_management_ports")
+    connection_port = _port_number(ansible_port)
+    if connection_port is not None:
+        management.setdefault(connection_port, "ansible_port")
+    problems = []
+    for port in dict.fromkeys(_port_number(p) for p in sip_ports):
+        if port is not None and port in management:
+            problems.append(
+                f"port {port} is both a SIP port (sipguard_sip_ports) and a management port "
+                f"({management[port]}): the SIP firewall rules would filter the host's management "
+                f"access; take it out of sipguard_sip_ports"
+            )
+    return problems
+
+
+def sipguard_choice_problems(values, choices):
+    """List why ``values`` is not a non-empty YAML list whose entries are all among ``choices``."""
+    if _looks_like_text(values):
+        return [f"{values!r} is a string: write a YAML list such as {list(choices)!r}"]
+    if not isinstance(values, list):
+        return [f"{values!r}: expected a YAML list, got {type(values).__name__}"]
+    if not values:
+        return [f"is empty: give at least one of {list(choices)!r}"]
+    return [f"{v!r} is not one of {list(choices)!r}" for v in values
+            if isinstance(v, bool) or v not in choices]
+
+
+def sipguard_user_agent_problems(user_agents):
+    """List why ``user_agents`` is not a YAML list of printable, non-empty User-Agent substrings.
+
+    An empty list is well-typed; whether the profile allows it is decided in the role.
+    """
+    if _looks_like_text(user_agents):
+        return [f"{user_agents!r} is a string: write a YAML list such as [friendly-scanner, sipvicious]"]
+    if not isinstance(user_agents, list):
+        return [f"{user_agents!r}: expected a YAML list, got {type(user_agents).__name__}"]
+    problems = []
+    for agent in user_agents:
+        if not _looks_like_text(agent) or not agent.strip():
+            problems.append(f"{agent!r} is not a User-Agent substring (a non-empty string)")
+        elif not agent.isprintable():
+            problems.append(f"{agent!r} contains control characters (a newline, a tab...)")
+    return problems
+
+
+# --- unknown variables ---------------------------------------------------------------------------
+
+
+class _TolerantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe loader (the C one when PyYAML has it) that reads Ansible's tags (!vault, !unsafe) as values."""
+
+
+def _tagged_value(loader, _suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)
+
+
+_TolerantLoader.add_multi_constructor("!", _tagged_value)
+
+
+def load_yaml(text):
+    """Parse one YAML document of a role or an inventory, Ansible's tags included."""
+    return yaml.load(text, Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _task_variables(tasks):
+    """Names a task list registers or sets as facts, through blocks."""
+    names = set()
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, dict):
+            continue
+        if isinstance(task.get("register"), str):
+            names.add(task["register"])
+        for key, args in task.items():
+            if key in SET_FACT and isinstance(args, dict):
+                names.update(k for k in args if isinstance(k, str) and k != "cacheable")
+            elif key in TASK_LISTS:
+                names |= _task_variables(args)
+    return names
+
+
+def variable_names(kind, document):
+    """The sipguard_* variable names one parsed role file defines.
+
+    ``kind`` is where the file lives in the role: ``defaults`` or ``vars`` (top-level keys),
+    ``meta/argument_specs`` (the options of every entry point), ``tasks`` or ``handlers``
+    (registered results and set_fact names).
+    """
+    names = set()
+    if kind in ("defaults", "vars") and isinstance(document, dict):
+        names = set(document)
+    elif kind == "meta/argument_specs" and isinstance(document, dict):
+        for entry in (document.get("argument_specs") or {}).values():
+            names |= set((entry or {}).get("options") or {})
+    elif kind in ("tasks", "handlers"):
+        names = _task_variables(document)
+    return {n for n in names if isinstance(n, str) and n.startswith(PREFIX)}
+
+
+def sipguard_known_variables(roles_dir, also_known=()):
+    """Every sipguard_* name the roles under ``roles_dir`` define, plus ``also_known``, sorted.
+
+    Read from the files themselves (defaults, vars, argument specs, registered results and
+    facts), so a variable added to a role is known without a second list to update.
+    """
+    names = {n for n in also_known or () if isinstance(n, str)}
+    for role in sorted(Path(roles_dir).iterdir()):
+        files = [("meta/argument_specs", role / "meta/argument_specs.yml")]
+        files += [(kind, path) for kind in ("defaults", "vars", "tasks", "handlers")
+                  for path in sorted((role / kind).glob("**/*.y*ml"))]
+        for kind, path in files:
+            if path.is_file():
+                names |= variable_names(kind, load_yaml(path.read_text()))
+    return sorted(names)
+
+
+def _closest(name, known):
+    """The known name closest to ``name`` (compared without the shared prefix), or None."""
+    def tail(n):
+        n = n.lower()
+        return n[len(PREFIX):] if n.startswith(PREFIX) else n
+    tails = {}
+    for candidate in known:
+        tails.setdefault(tail(candidate), candidate)
+    match = difflib.get_close_matches(tail(name), list(tails), n=1, cutoff=0.6)
+    return tails[match[0]] if match else None
+
+
+def sipguard_unknown_variables(names, known):
+    """List a problem for every variable in ``names`` that looks like sipguard's but is not known.
+
+    Every ``sipguard_*`` name must be known; any other name only when it is a near miss of a
+    known one (``sipgaurd_profile``). Each problem names the closest known variable.
+    """
+    known = sorted(set(known))
+    known_set = set(known)
+    problems = []
+    for name in sorted({n for n in names if isinstance(n, str)} - known_set):
+        if name.lower().startswith(PREFIX):
+            closest = _closest(name, known)
+        else:
+            near = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.85)
+            if not near:
+                continue
+            closest = near[0]
+        hint = f"did you mean {closest}?" if closest else "no sipguard role reads it"
+        problems.append(f"unknown variable {name} ({hint})")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -111,4 +339,10 @@ class FilterModule:
             "sipguard_account_problems": sipguard_account_problems,
             "sipguard_trunk_table": sipguard_trunk_table,
             "sipguard_allowed_networks": sipguard_allowed_networks,
+            "sipguard_port_problems": sipguard_port_problems,
+            "sipguard_port_overlap": sipguard_port_overlap,
+            "sipguard_choice_problems": sipguard_choice_problems,
+            "sipguard_user_agent_problems": sipguard_user_agent_problems,
+            "sipguard_known_variables": sipguard_known_variables,
+            "sipguard_unknown_variables": sipguard_unknown_variables,
         }
