@@ -13,7 +13,7 @@ import re
 
 from sipresponder import policy
 from sipresponder.config import Config
-from sipresponder.digest import FAIL, OK, STALE, Authenticator, Credentials
+from sipresponder.digest import FAIL, FOREIGN, OK, STALE, Authenticator, Credentials
 from sipresponder.limits import BoundedTable, RateLimiter, Suspensions
 from sipresponder.message import (
     NotARequest,
@@ -93,6 +93,8 @@ class Core:
         self.auth.lifetime = settings.auth_nonce_lifetime
         self.accounts = endpoints.accounts
         self.gateways = NetworkSet(endpoints.gateway_networks)
+        # Gateways are never suspended (see _fail); one that was, before it became a gateway, is let go.
+        self.suspensions.release(lambda address: address in self.gateways)
         self.account_networks = {name: NetworkSet(a.networks) for name, a in endpoints.accounts.items()}
         self.account_anywhere = any(a.anywhere for a in endpoints.accounts.values())
         self.all_account_networks = NetworkSet(n for a in endpoints.accounts.values() for n in a.networks)
@@ -210,20 +212,30 @@ class Core:
         return ("send", data, udp_port)
 
     def _challenge(self, request: Request, address: str, port: int, now: float, stale: bool = False):
-        extra = [(self.challenge_header, value) for value in self.auth.challenges(now, stale)]
+        extra = [(self.challenge_header, value) for value in self.auth.challenges(now, address, stale)]
         return self._reply(request, self.challenge_status, address, port, extra)
 
     def _fail(self, address: str, now: float, out: list) -> None:
-        """Count a failed authentication; suspend the source (and ask for a kernel block) at the limit."""
+        """Count a failed authentication; suspend the source (and ask for a kernel block) at the limit.
+
+        Called only for a wrong answer to a nonce issued to this very address, which a spoofer cannot
+        produce. A trunk is still never suspended: it carries a whole carrier's traffic, so one
+        misconfigured account behind it must not cut every call.
+        """
         self.stats.counts["auth_failure"] += 1
+        if address in self.gateways:
+            return
         if self.suspensions.fail(address, now):
             self.stats.counts["suspensions"] += 1
             out.append(("block", address, self.suspensions.suspend_seconds))
 
     def _challenge_unknown(self, request: Request, address: str, port: int, now: float):
-        # Identical to a real account's challenge; credentials from a stranger can never succeed.
-        out = [self._challenge(request, address, port, now)]
-        if self._credentials(request) is not None:
+        # Identical to a real account's challenge (stale=true included); credentials from a stranger can
+        # never succeed, and count as a failure only when they answer a nonce we sent to this address.
+        creds = self._credentials(request)
+        state = self.auth.nonce_state(creds.nonce, now, address) if creds is not None else ""
+        out = [self._challenge(request, address, port, now, stale=state in (STALE, FOREIGN))]
+        if state == OK:
             self._fail(address, now, out)
         return out
 
@@ -288,12 +300,13 @@ class Core:
             account = None  # not allowed from here: fails exactly like a missing account
         if request.method == "REGISTER" and uri_user(request.get("to")) != creds.username:
             account = None
-        result = self.auth.verify(creds, request.method, account, now)
+        result = self.auth.verify(creds, request.method, account, now, address)
         if result == OK:
             self.stats.counts["auth_success"] += 1
             self.suspensions.succeed(address)
             return account
-        out.append(self._challenge(request, address, port, now, stale=result == STALE))
+        # A foreign nonce gets stale=true too: a client whose address changed retries at once.
+        out.append(self._challenge(request, address, port, now, stale=result in (STALE, FOREIGN)))
         if result == FAIL:
             self._fail(address, now, out)
         return None

@@ -116,5 +116,12 @@ class Suspensions:
     def succeed(self, source: str) -> None:
         self.failures.pop(source)
 
+    def release(self, exempt) -> None:
+        """Forget the failures and suspensions of every source for which exempt(source) is true."""
+        for table in (self.failures, self.until):
+            for source, _ in table.items():
+                if exempt(source):
+                    table.pop(source)
+
     def active(self, now: float) -> int:
         return sum(1 for _, until in self.until.items() if until > now)

@@ -253,6 +253,12 @@ class Server:
     # ------------------------------------------------------------------ actions
 
     def carry_out(self, actions, sock: socket.socket, address: str, conn: Connection | None) -> None:
+        if self.pool is not None:
+            # A suspension reaches the helpers before the reply that goes with it leaves (as a
+            # registration does): else the source's next request can meet a helper not yet told.
+            for action in actions:
+                if action[0] == "block":
+                    self.pool.suspend(action[1], action[2])
         for action in actions:
             kind = action[0]
             if kind == "send":
@@ -269,8 +275,6 @@ class Server:
                     self.trace.write(action[1])
             elif kind == "block":
                 self.blocker.submit(action[1], action[2])
-                if self.pool is not None:
-                    self.pool.suspend(action[1], action[2])
             elif kind == "close" and conn is not None:
                 self.close(conn)
 

@@ -130,6 +130,21 @@ def netns():
         subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
+# stdin: a REGISTER, then answers to its challenge with NONCE in place of the nonce, NUL-separated.
+ANSWER_WRONGLY = """
+import re, socket, sys
+server = ("127.0.0.1", int(sys.argv[1]))
+first, *attempts = sys.stdin.buffer.read().split(b"\\0")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.sendto(first, server)
+nonce = re.search(rb'nonce="([^"]+)"', s.recv(9999)).group(1)
+for attempt in attempts:
+    s.sendto(attempt.replace(b"NONCE", nonce), server)
+    s.recv(9999)
+"""
+
+
 def test_suspension_adds_the_source_to_the_kernel_block_set(start_responder, netns):
     inside = ("ip", "netns", "exec", netns)
     subprocess.run([*inside, "ipset", "create", "sgtest-block4", "hash:ip", "timeout", "0"], check=True)
@@ -139,18 +154,19 @@ def test_suspension_adds_the_source_to_the_kernel_block_set(start_responder, net
         settings='[blocking]\nipset4 = "sgtest-block4"\n',
         prefix=inside,
     )
-    # Two REGISTERs with (wrong) credentials from a stranger, each sent from inside the namespace.
-    for attempt in range(2):
-        data = request("REGISTER", "1001", branch=f"z9hG4bKs{attempt}", call_id=f"s{attempt}",
-                       headers='Authorization: Digest username="1001", realm="sipguard", nonce="1.2.3", '
-                               'uri="sip:x", response="00", qop=auth, nc=00000001, cnonce="c"')  # fmt: skip
-        subprocess.run(
-            [*inside, sys.executable, "-c",
-             "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(1);"
-             "s.sendto(sys.stdin.buffer.read(),('127.0.0.1',int(sys.argv[1]))); s.recv(9999)",
-             str(responder.port)],
-            input=data, check=True, timeout=10,
-        )  # fmt: skip
+    # From inside the namespace, a stranger gets a challenge and answers it twice with a wrong password
+    # (only answers to a nonce sent to that address count toward a suspension).
+    first = request("REGISTER", "1001", branch="z9hG4bKs", call_id="s")
+    attempts = [
+        request("REGISTER", "1001", branch=f"z9hG4bKs{attempt}", call_id="s", cseq=attempt + 2,
+                headers='Authorization: Digest username="1001", realm="sipguard", nonce="NONCE", '
+                        f'uri="sip:x", response="00", qop=auth, nc=0000000{attempt + 1}, cnonce="c"')
+        for attempt in range(2)
+    ]  # fmt: skip
+    subprocess.run(
+        [*inside, sys.executable, "-c", ANSWER_WRONGLY, str(responder.port)],
+        input=b"\0".join([first, *attempts]), check=True, timeout=10,
+    )  # fmt: skip
 
     def listed() -> bool:
         out = subprocess.run(

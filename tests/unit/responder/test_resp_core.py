@@ -4,7 +4,7 @@
 import re
 
 import pytest
-from resp_unit_helpers import answer_challenge, make_config, sip
+from resp_unit_helpers import ENDPOINTS, answer_challenge, make_config, sip
 
 from sipresponder.core import Core
 
@@ -274,3 +274,86 @@ def test_rate_limit_drops_a_noisy_source_but_not_a_trunk():
     assert answered(STRANGER) == 5
     assert c.stats.counts["dropped_rate"] == 15
     assert answered(GATEWAY) == 20
+
+
+# ------------------------------------------------------------------ what counts as a failed attempt
+
+
+def made_up_auth(index: int, user: str = "1001") -> str:
+    """Credentials a spoofer can send without ever seeing our reply: the nonce is invented."""
+    nonce = ("invented", f"{int(NOW):x}.{'0' * 24}.1", f"{int(NOW) + 3600:x}.x.2", "")[index % 4]
+    realm = "sipguard" if index % 2 else "elsewhere"  # a wrong realm proves nothing either
+    return (
+        f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="sip:198.18.0.1", '
+        f'response="{"0" * 64}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c{index}"'
+    )
+
+
+def blocks(actions):
+    return [a for a in actions if a[0] == "block"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "source"), [("Off", LAN), ("Off", GATEWAY), ("On", LAN), ("On", GATEWAY), ("On", STRANGER)]
+)
+def test_eight_registers_with_a_made_up_nonce_suspend_nobody(mode, source):
+    c = core(f"SS_REPLY_UNAUTHORIZED={mode}")
+    for i in range(8):
+        request = sip("REGISTER", cseq=i + 1, branch=f"f{i}", call_id=f"forged-{i}", headers=made_up_auth(i))
+        actions = c.handle(request, source, 5060, "udp", NOW + i)
+        assert status(actions) == 401  # a fresh challenge, and nothing counted
+        assert not blocks(actions)
+    assert c.stats.counts["auth_failure"] == 0 and c.stats.counts["suspensions"] == 0
+    # The ninth request, a legitimate one, is answered as if nothing had happened.
+    if source == GATEWAY:
+        assert status(c.handle(sip("OPTIONS", call_id="ninth"), source, 5060, "udp", NOW + 8)) == 200
+    elif source == LAN:
+        assert status(register(c, source=source, now=NOW + 8, cseq=100)) == 200
+    else:
+        assert status(c.handle(sip("REGISTER", call_id="ninth"), source, 5060, "udp", NOW + 8)) == 401
+
+
+def test_wrong_answers_to_a_nonce_issued_to_the_source_still_suspend_at_max_retry():
+    c = core()  # SS_AUTHENTICATION_MAX_RETRY defaults to 6
+    for attempt in range(6):
+        actions = register(c, password="wrong", cseq=10 * attempt + 1, cnonce=f"w{attempt}")
+        assert blocks(actions) == ([("block", LAN, 180)] if attempt == 5 else [])
+    assert c.stats.counts["auth_failure"] == 6
+    assert c.handle(sip("REGISTER", call_id="after"), LAN, 5060, "udp", NOW + 1) == ()
+
+
+def test_a_nonce_issued_to_one_address_proves_nothing_from_another():
+    c = core()
+    other = "198.18.10.6"  # on the same LAN, allowed to register 1001 as well
+    first = sends(c.handle(sip("REGISTER", branch="a0"), LAN, 5060, "udp", NOW))[0]
+    for i in range(8):
+        wrong = answer_challenge(first, "1001", "wrong", "REGISTER", nc=i + 1)
+        request = sip("REGISTER", cseq=i + 2, headers=wrong, branch=f"a{i + 1}")
+        actions = c.handle(request, other, 5060, "udp", NOW)
+        assert status(actions) == 401 and b"stale=true" in sends(actions)[0]
+        assert not blocks(actions)
+    assert c.stats.counts["auth_failure"] == 0
+    # Even the right password does not carry a nonce from one address to another.
+    right = answer_challenge(first, "1001", "s3cret", "REGISTER", nc=99)
+    stolen = sip("REGISTER", cseq=20, headers=right, branch="a20")
+    assert status(c.handle(stolen, other, 5060, "udp", NOW)) == 401
+    contact = "Contact: <sip:1001@198.18.10.6:5060>"
+    assert status(register(c, source=other, cseq=30, cnonce="own", extra=contact)) == 200
+    assert status(register(c, source=LAN, cseq=40, cnonce="lan")) == 200
+
+
+def test_a_gateway_is_never_suspended_nor_pushed_to_the_block_hook():
+    c = core("SS_AUTHENTICATION_MAX_RETRY=3")
+    for attempt in range(8):  # real wrong answers to nonces issued to the trunk itself
+        actions = register(c, password="wrong", source=GATEWAY, cseq=10 * attempt + 1, cnonce=f"g{attempt}")
+        assert status(actions) == 401 and not blocks(actions)
+    assert c.stats.counts["auth_failure"] == 8 and c.stats.counts["suspensions"] == 0
+    assert status(c.handle(sip("OPTIONS", call_id="still"), GATEWAY, 5060, "udp", NOW)) == 200
+
+
+def test_a_suspended_address_that_becomes_a_gateway_is_released_on_reload():
+    c = core("SS_AUTHENTICATION_MAX_RETRY=1")
+    assert blocks(register(c, password="wrong")) == [("block", LAN, 180)]
+    endpoints = ENDPOINTS.replace('addresses = ["198.18.20.50"', f'addresses = ["{LAN}", "198.18.20.50"')
+    c.apply(make_config("SS_AUTHENTICATION_MAX_RETRY=1", endpoints=endpoints))
+    assert status(c.handle(sip("OPTIONS", call_id="trunk"), LAN, 5060, "udp", NOW + 1)) == 200

@@ -3,11 +3,22 @@
 
 import ipaddress
 
+import pytest
 from resp_unit_helpers import make_config
 
 from sipresponder import policy
 from sipresponder.config import Account
-from sipresponder.digest import FAIL, OK, REPLAY, STALE, Authenticator, Credentials, expected_response, ha1
+from sipresponder.digest import (
+    FAIL,
+    FOREIGN,
+    OK,
+    REPLAY,
+    STALE,
+    Authenticator,
+    Credentials,
+    expected_response,
+    ha1,
+)
 from sipresponder.limits import BoundedTable, RateLimiter, Suspensions
 from sipresponder.policy import NetworkSet
 
@@ -73,6 +84,9 @@ def test_decision_table_is_complete_and_silent_for_strangers_in_off_mode():
     assert policy.decide(policy.UNKNOWN, "OPTIONS", True) == policy.FORBID
 
 
+HERE = "198.18.10.5"  # the address the nonces in these tests were sent to
+
+
 def _creds(auth, account, nonce, nc="00000001", cnonce="abc", algorithm="MD5", password=None):
     creds = Credentials("1001", auth.realm, nonce, "sip:x", "", algorithm, "auth", nc, cnonce)
     secret = (
@@ -87,34 +101,48 @@ def _creds(auth, account, nonce, nc="00000001", cnonce="abc", algorithm="MD5", p
 def test_nonces_expire_are_unforgeable_and_counts_cannot_replay():
     auth = Authenticator(b"s" * 32, "sipguard", ("SHA-256", "MD5"), lifetime=300, capacity=100)
     account = make_config().endpoints.accounts["1001"]
-    nonce = auth.nonce(1000.0)
-    assert auth.verify(_creds(auth, account, nonce), "REGISTER", account, 1000.0) == OK
-    assert auth.verify(_creds(auth, account, nonce), "REGISTER", account, 1000.0) == REPLAY
-    assert auth.verify(_creds(auth, account, nonce, nc="00000002"), "REGISTER", account, 1000.0) == OK
-    assert auth.verify(_creds(auth, account, nonce, cnonce="x"), "REGISTER", account, 1301.0) == STALE
-    assert auth.verify(_creds(auth, account, nonce, password="wrong"), "REGISTER", account, 1000.0) == FAIL
-    assert auth.nonce(1000.0) != nonce  # unique per challenge, even within one second
+    nonce = auth.nonce(1000.0, HERE)
+    assert auth.verify(_creds(auth, account, nonce), "REGISTER", account, 1000.0, HERE) == OK
+    assert auth.verify(_creds(auth, account, nonce), "REGISTER", account, 1000.0, HERE) == REPLAY
+    assert auth.verify(_creds(auth, account, nonce, nc="00000002"), "REGISTER", account, 1000.0, HERE) == OK
+    assert auth.verify(_creds(auth, account, nonce, cnonce="x"), "REGISTER", account, 1301.0, HERE) == STALE
+    wrong = _creds(auth, account, nonce, password="wrong")
+    assert auth.verify(wrong, "REGISTER", account, 1000.0, HERE) == FAIL
+    assert auth.nonce(1000.0, HERE) != nonce  # unique per challenge, even within one second
     forged = nonce.split(".")[0] + ".000000000000000000000000.1"
-    assert auth.verify(_creds(auth, account, forged), "REGISTER", account, 1000.0) == FAIL
+    assert auth.verify(_creds(auth, account, forged), "REGISTER", account, 1000.0, HERE) == FOREIGN
+    odd = nonce.split(".")[0] + ".\u00e9t\u00e9.1"  # non-ASCII: refused, not a TypeError
+    assert auth.verify(_creds(auth, account, odd), "REGISTER", account, 1000.0, HERE) == FOREIGN
     sha = _creds(auth, account, nonce, algorithm="SHA-256", cnonce="sha")
-    assert auth.verify(sha, "REGISTER", account, 1000.0) == OK
-    assert auth.verify(_creds(auth, account, nonce, cnonce="n"), "REGISTER", None, 1000.0) == FAIL
+    assert auth.verify(sha, "REGISTER", account, 1000.0, HERE) == OK
+    assert auth.verify(_creds(auth, account, nonce, cnonce="n"), "REGISTER", None, 1000.0, HERE) == FAIL
+
+
+@pytest.mark.parametrize(
+    ("issued_to", "answered_from"), [(HERE, "198.18.10.6"), ("2001:db8::1", "2001:db8::2")]
+)
+def test_a_nonce_is_bound_to_the_address_it_was_sent_to(issued_to, answered_from):
+    auth = Authenticator(b"s" * 32, "sipguard", ("MD5",), lifetime=300, capacity=100)
+    account = make_config().endpoints.accounts["1001"]
+    nonce = auth.nonce(1000.0, issued_to)
+    # Another address, even in the same IPv6 /64, proves no round trip: neither a success nor a failure.
+    assert auth.verify(_creds(auth, account, nonce), "REGISTER", account, 1000.0, answered_from) == FOREIGN
+    wrong = _creds(auth, account, nonce, password="wrong", cnonce="w")
+    assert auth.verify(wrong, "REGISTER", account, 1000.0, answered_from) == FOREIGN
+    assert auth.verify(wrong, "REGISTER", account, 1000.0, issued_to) == FAIL
+    assert auth.verify(_creds(auth, account, nonce), "REGISTER", account, 1000.0, issued_to) == OK
 
 
 def test_forgetting_a_nonce_count_makes_older_nonces_stale_instead_of_replayable():
     auth = Authenticator(b"s" * 32, "sipguard", ("MD5",), lifetime=300, capacity=2)
     account = make_config().endpoints.accounts["1001"]
-    old = auth.nonce(1000.0)
+    old = auth.nonce(1000.0, HERE)
     first = _creds(auth, account, old, cnonce="first")
-    assert auth.verify(first, "REGISTER", account, 1000.0) == OK
+    assert auth.verify(first, "REGISTER", account, 1000.0, HERE) == OK
     for i in range(3):  # push "first" out of the two-entry table
-        assert (
-            auth.verify(
-                _creds(auth, account, auth.nonce(1001.0 + i), cnonce=f"c{i}"), "REGISTER", account, 1001.0 + i
-            )
-            == OK
-        )
-    assert auth.verify(first, "REGISTER", account, 1010.0) == STALE
+        creds = _creds(auth, account, auth.nonce(1001.0 + i, HERE), cnonce=f"c{i}")
+        assert auth.verify(creds, "REGISTER", account, 1001.0 + i, HERE) == OK
+    assert auth.verify(first, "REGISTER", account, 1010.0, HERE) == STALE
 
 
 def test_digest_params_keep_quoted_commas_and_unescape_quotes():
