@@ -8,22 +8,28 @@ short_description: Own the sipguard scanner-blocking layer (iptables/ip6tables c
 description:
   - Renders the SIP scanner-blocking layer from structured options, validates it with
     C(iptables-restore --test) and loads it atomically with C(iptables-restore --noflush).
-  - Owns only its own objects, the chains C(NAME-INPUT), C(NAME-SIP) and C(NAME-BAN), the ipsets
-    C(NAME-allow4), C(NAME-allow6), C(NAME-block4), C(NAME-block6), and one jump from C(INPUT) at
-    position 1 (before any ESTABLISHED,RELATED accept, so a ban also bites on UDP). No other chain
-    is flushed and no policy is changed.
-  - Order inside the layer for packets to the SIP ports, management ports first exempted
-    (RETURN, so the host's own INPUT rules decide) - scanner User-Agents dropped, block set
-    dropped, allow set (allowed networks and trunks) accepted, sources over the rate limit added to
-    the block set and dropped, the rest accepted (SIP open to the world) or logged and dropped or
-    rejected (when O(allowed_networks) is set). Everything that is not SIP returns to INPUT.
-  - Re-applying keeps the dynamic members of the block sets (the responder and the rate limit add
-    sources there).
+  - Owns only its own objects, the chains C(NAME-INPUT), C(NAME-SIP) and (with O(accept_sip))
+    C(NAME-ACCEPT), the ipsets C(NAME-allow4), C(NAME-allow6), C(NAME-block4), C(NAME-block6), one
+    jump from C(INPUT) near the top (above any ACCEPT rule such as ESTABLISHED,RELATED, so a ban also
+    bites on UDP) and, with O(accept_sip), one jump appended at the end of C(INPUT). No other chain
+    is flushed and no policy is changed. Other tools may insert their own rules above the jump
+    (fail2ban does); that is not a change as long as none of them accepts.
+  - The layer only removes traffic. For packets to the SIP ports, management ports first exempted -
+    the allow set (allowed networks and trunks) returns to the host's rules untouched, the block set
+    is dropped, UDP whose User-Agent header starts with a scanner name is dropped, sources over the
+    rate limit are dropped (never banned - a UDP source can be forged), and the rest returns to the
+    host's rules (SIP open to the world) or is logged and dropped or rejected (O(restrict_to_allowed)).
+    Whatever returns still meets the host's own rules, fail2ban and policy, which decide.
+  - Refuses, changing nothing, when firewalld runs with its iptables backend (its reload would
+    remove the layer). Warns when firewalld (nftables backend) or a native nftables input chain
+    with a drop policy also filters; they still decide over what the layer lets pass.
+  - Re-applying keeps the dynamic members of the block sets (the responder adds sources there).
   - With O(persist=true) the layer is written to C(/etc/sipguard/firewall/) and loaded at boot by
     C(sipguard-firewall.service). When systemd is not running, or is not the init of the network
     namespace the module runs in, persistence is skipped with a warning.
   - With O(rollback_timeout) the previous state is restored by the target itself after that many
-    seconds unless a later task runs the module with O(state=confirmed).
+    seconds unless a later task runs the module with O(state=confirmed). While such a guard is
+    pending, an unguarded apply is refused; a confirm after the rollback ran fails.
 version_added: "0.1.0"
 author: sipguard project
 options:
@@ -58,29 +64,50 @@ options:
     default: [4, 6]
   allowed_networks:
     description:
-      - Addresses or CIDR networks (IPv4 and IPv6 mixed) allowed to reach SIP.
-      - Empty means SIP is open to the world (scanner, block and rate rules still apply). Non-empty
-        means SIP only from these and O(trunk_addresses); everything else meets O(final_action).
-        An IP version with no entry here is then closed to all but its trunks.
+      - Addresses or CIDR networks (IPv4 and IPv6 mixed) of trusted sources (the LAN). They are
+        never dropped by the layer (not by User-Agent, block set or rate limit).
     type: list
     elements: str
     default: []
   trunk_addresses:
-    description: Addresses or networks of SIP trunks; always allowed and exempt from the rate limit.
+    description: Addresses or networks of SIP trunks; trusted like O(allowed_networks).
     type: list
     elements: str
     default: []
+  restrict_to_allowed:
+    description:
+      - V(true) lets SIP only from O(allowed_networks) and O(trunk_addresses) through; everything
+        else meets O(final_action). Both lists empty is then an error (it would close SIP to all).
+      - V(false) leaves SIP open to the world (scanner, block and rate rules still apply).
+      - Unset, it is V(true) exactly when O(allowed_networks) is not empty.
+    type: bool
+  accept_sip:
+    description:
+      - Also accept SIP from where the layer lets it through, in a chain jumped to from the end of
+        C(INPUT), after the host's own rules. Only for hosts whose policy would otherwise drop SIP;
+        the host's explicit drops above it still win.
+    type: bool
+    default: false
+  ipv6_prefix:
+    description:
+      - IPv6 sources are rate-limited and blocked per prefix of this length (one host usually owns
+        a whole /64), so rotating addresses inside it neither escapes the limit nor a ban.
+    type: int
+    default: 64
   scanner_user_agents:
     description:
-      - Strings dropped anywhere in a SIP packet (case-insensitive string match), before any other
-        rule. Printable ASCII without quotes or backslashes, at most 128 characters each.
+      - Scanner names dropped on UDP when the C(User-Agent) header starts with them
+        (case-insensitive, with or without a space after the colon), after the trusted sources
+        passed. TCP is left to the SIP server (a dropped segment would stall the connection).
+        Printable ASCII without quotes or backslashes, at most 115 characters each.
     type: list
     elements: str
     default: []
   rate_limit:
     description:
-      - New SIP requests per second per source (every UDP packet, TCP connection attempts) before
-        the source is added to the block set; V(0) turns the rate limit off.
+      - New SIP requests per second per source (every UDP packet, TCP connection attempts; IPv6 per
+        O(ipv6_prefix)) above which packets are dropped; V(0) turns the rate limit off. Excess is
+        never turned into a ban.
     type: int
     default: 0
   rate_burst:
@@ -103,7 +130,7 @@ options:
     type: bool
     default: false
   log_prefix:
-    description: Prefix of the LOG lines (a tag such as V(ua), V(block), V(rate), V(deny) follows).
+    description: Prefix of the LOG lines (a tag such as V(ua), V(block), V(deny) follows).
     type: str
     default: "sipguard: "
   log_rate:
@@ -111,7 +138,7 @@ options:
     type: str
     default: 5/minute
   final_action:
-    description: What happens to SIP packets not allowed when O(allowed_networks) is set.
+    description: What happens to SIP packets from elsewhere when O(restrict_to_allowed) is on.
     type: str
     choices: [DROP, REJECT]
     default: DROP
@@ -142,8 +169,10 @@ requirements:
 """
 
 EXAMPLES = r"""
-- name: Public server - drop scanners, rate-limit and ban noisy sources
+- name: Public server - drop scanners and rate-limit noisy sources, never the office
   sipguard_firewall:
+    allowed_networks: [192.0.2.0/24]
+    restrict_to_allowed: false
     scanner_user_agents: [friendly-scanner, sipvicious, sipcli, VaxSIPUserAgent, pplsip]
     rate_limit: 20
     rate_burst: 40
@@ -154,6 +183,7 @@ EXAMPLES = r"""
   sipguard_firewall:
     allowed_networks: [10.20.0.0/16, "2001:db8:20::/48"]
     trunk_addresses: [203.0.113.7]
+    restrict_to_allowed: true
     final_action: DROP
     rollback_timeout: 120
 
@@ -218,6 +248,7 @@ from ansible.module_utils.sipguard_firewall_apply import (
     remove_all,
     validate,
 )
+from ansible.module_utils.sipguard_firewall_neighbours import detect as detect_neighbours
 from ansible.module_utils.sipguard_firewall_persist import (
     arm_guard,
     boot_files,
@@ -225,10 +256,13 @@ from ansible.module_utils.sipguard_firewall_persist import (
     confirm_guard,
     drop_guard,
     files_differ,
+    forget_rollback,
     guard_dir,
+    guard_lock,
     guard_pending,
     install_boot_files,
     remove_boot_files,
+    rolled_back,
     systemd_usable,
 )
 from ansible.module_utils.sipguard_firewall_rules import (
@@ -249,6 +283,9 @@ ARGUMENT_SPEC = dict(
     ip_versions=dict(type="list", elements="int", choices=[4, 6], default=[4, 6]),
     allowed_networks=dict(type="list", elements="str", default=[]),
     trunk_addresses=dict(type="list", elements="str", default=[]),
+    restrict_to_allowed=dict(type="bool"),
+    accept_sip=dict(type="bool", default=False),
+    ipv6_prefix=dict(type="int", default=64),
     scanner_user_agents=dict(type="list", elements="str", default=[]),
     rate_limit=dict(type="int", default=0),
     rate_burst=dict(type="int", default=10),
@@ -316,11 +353,30 @@ def plan_blocking(nf, spec, bins, diffs):
         diffs.append(f"to block: {', '.join(new)}")
 
 
+def _read_file(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def check_neighbours(module, run):
+    """Refuse beside a firewall manager that would remove the layer; warn beside one
+    that also filters."""
+    refusal, warnings = detect_neighbours(run, module.get_bin_path, _read_file)
+    if refusal:
+        raise FirewallError(refusal)
+    for warning in warnings:
+        module.warn(warning)
+
+
 def run_present(module, nf, bins, run, result):
     params = module.params
     if params["rollback_timeout"] < 0:
         raise FirewallConfigError("rollback_timeout must be 0 (no guard) or a number of seconds")
     spec = build_spec(params)
+    check_neighbours(module, run)
     result["rules"] = {f"ipv{v}": render_rules(spec, v) for v in spec.ip_versions}
     result["ipsets"] = ipset_names(spec.name, spec.ip_versions)
     current = nf.read_state(spec.name, spec.ip_versions)
@@ -341,6 +397,12 @@ def run_present(module, nf, bins, run, result):
         return
 
     guarded = params["rollback_timeout"] > 0 and rules_differ
+    if not guarded and rules_differ and guard_pending(spec.name):
+        # The pending guard would roll this apply back too, without anyone asking for it.
+        raise FirewallError(f"a rollback guard for layer {spec.name} is pending from an earlier guarded "
+                            "apply: confirm it (state: confirmed) or apply with rollback_timeout; "
+                            "nothing was changed")
+    forget_rollback(spec.name)
     if guarded:
         # Armed before the change, so even a crash right after the apply rolls back.
         arm_guard(spec.name, current, spec, bins=bins, seconds=params["rollback_timeout"],
@@ -381,10 +443,22 @@ def run_absent(module, nf, run, result):
         result["diff"] = {"before": describe(current, name), "after": ""}
     if module.check_mode:
         return
+    forget_rollback(name)
     drop_guard(name, run)
     remove_all(nf, name, current)
     if boot:
         remove_boot_files(name, run)
+
+
+def run_confirmed(module, name, run, result):
+    result["changed"] = guard_pending(name)
+    when = rolled_back(name)
+    if not result["changed"] and when:
+        raise FirewallError(f"the guarded apply of layer {name} was rolled back at {when} because nobody "
+                            "confirmed it in time; the previous rules are in place")
+    if result["changed"] and not module.check_mode:
+        confirm_guard(name, run)
+    result["rollback_pending"] = guard_pending(name)
 
 
 def main():
@@ -392,19 +466,17 @@ def main():
     result = dict(changed=False, rollback_pending=False, conntrack_deleted=0, differences=[])
     run = make_runner(module)
     try:
-        if module.params["state"] == "confirmed":
-            name = build_spec({"name": module.params["name"]}).name
-            result["changed"] = guard_pending(name)
-            if result["changed"] and not module.check_mode:
-                confirm_guard(name, run)
-            result["rollback_pending"] = guard_pending(name)
-        else:
-            bins = find_tools(module)
-            nf = Netfilter(run, bins)
-            if module.params["state"] == "absent":
-                run_absent(module, nf, run, result)
+        name = build_spec({"name": module.params["name"]}).name
+        with guard_lock(name):
+            if module.params["state"] == "confirmed":
+                run_confirmed(module, name, run, result)
             else:
-                run_present(module, nf, bins, run, result)
+                bins = find_tools(module)
+                nf = Netfilter(run, bins)
+                if module.params["state"] == "absent":
+                    run_absent(module, nf, run, result)
+                else:
+                    run_present(module, nf, bins, run, result)
     except (FirewallConfigError, FirewallError) as exc:
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:

@@ -10,11 +10,15 @@ so every call is in one place. Rendering lives in ``sipguard_firewall_rules``.
 from dataclasses import dataclass, field
 
 from ansible.module_utils.sipguard_firewall_rules import (
+    InputView,
     allow_members,
     allow_set,
+    allow_set_type,
     apply_text,
     block_set,
+    block_set_type,
     chain_names,
+    input_edits,
     ipset_lines,
     ipset_names,
     normalise_rules,
@@ -22,6 +26,7 @@ from ansible.module_utils.sipguard_firewall_rules import (
     removal_text,
     render_rules,
     restore_text,
+    wanted_chains,
 )
 
 VERSIONS = (4, 6)
@@ -36,11 +41,29 @@ class LayerState:
     """What of the layer exists right now."""
 
     rules: dict = field(default_factory=dict)  # version -> our chain lines from iptables-save
-    jumps: dict = field(default_factory=dict)  # version -> positions of INPUT jumps to us
+    views: dict = field(default_factory=dict)  # version -> InputView (where INPUT jumps to us)
     sets: dict = field(default_factory=dict)  # ipset name -> `ipset save` text
 
     def exists(self):
-        return any(self.rules.values()) or any(self.jumps.values()) or bool(self.sets)
+        return (any(self.rules.values()) or any(v.heads or v.tails for v in self.views.values())
+                or bool(self.sets))
+
+    def has_version(self, v):
+        view = self.views.get(v, InputView())
+        return bool(self.rules.get(v) or view.heads or view.tails)
+
+    def chains(self, v):
+        return {line[1:].split()[0] for line in self.rules.get(v, []) if line.startswith(":")}
+
+    def to_json(self):
+        return {"rules": self.rules, "sets": self.sets,
+                "views": {v: [list(x.heads), list(x.tails), x.first_accept, x.length]
+                          for v, x in self.views.items()}}
+
+    @classmethod
+    def from_json(cls, data):
+        views = {int(v): InputView(tuple(h), tuple(t), a, n) for v, (h, t, a, n) in data["views"].items()}
+        return cls(rules={int(k): v for k, v in data["rules"].items()}, views=views, sets=data["sets"])
 
     def allow_members(self, name):
         return {line.split()[2] for line in self.sets.get(name, "").splitlines() if line.startswith("add ")}
@@ -106,11 +129,11 @@ class Netfilter:
         state = LayerState()
         for v in VERSIONS:
             try:
-                state.rules[v], state.jumps[v] = own_lines(self.save(v), name)
+                state.rules[v], state.views[v] = own_lines(self.save(v), name)
             except FirewallError:
                 if v in required:
                     raise
-                state.rules[v], state.jumps[v] = [], []
+                state.rules[v], state.views[v] = [], InputView()
         existing = self.set_names()
         for set_name in ipset_names(name):
             if set_name in existing:
@@ -135,16 +158,20 @@ def differences(spec, state):
         if v in spec.ip_versions:
             if normalise_rules("\n".join(state.rules[v])) != normalise_rules(render_rules(spec, v)):
                 diffs.append(f"IPv{v} rules differ")
-            if state.jumps[v] != [1]:
-                diffs.append(f"IPv{v} INPUT jump is not exactly once at position 1 ({state.jumps[v]})")
+            view = state.views[v]
+            if not view.head_in_place():
+                diffs.append(f"IPv{v} INPUT jump missing, repeated or below an ACCEPT rule "
+                             f"(jumps at {list(view.heads)}, first ACCEPT at {view.first_accept or 'none'})")
+            if input_edits(spec, view) and view.head_in_place():
+                diffs.append(f"IPv{v} INPUT jump to the accept chain differs (at {list(view.tails)})")
             allow = allow_set(spec.name, v)
             if allow not in state.sets or state.allow_members(allow) != set(allow_members(spec, v)):
                 diffs.append(f"ipset {allow} differs")
             block = block_set(spec.name, v)
-            if state.set_timeout(block) != spec.block_set_timeout:
-                diffs.append(f"ipset {block} missing or has another timeout")
+            if block_create(state, block) != _create_words(f"create {block} {block_set_type(spec, v)}"):
+                diffs.append(f"ipset {block} missing or has another type or timeout")
         else:
-            if state.rules[v] or state.jumps[v]:
+            if state.has_version(v):
                 diffs.append(f"IPv{v} rules exist but IPv{v} is not wanted")
             diffs += [f"ipset {s} exists but IPv{v} is not wanted"
                       for s in ipset_names(spec.name, (v,)) if s in state.sets]
@@ -154,15 +181,26 @@ def differences(spec, state):
 IPSET_NOISE = {"hashsize", "maxelem", "bucketsize", "initval"}  # kernel defaults, not our choice
 
 
+def _create_words(line):
+    """A `create` line without the kernel's defaults, as a tuple of words."""
+    words = line.split()
+    return tuple(w for i, w in enumerate(words) if w not in IPSET_NOISE and words[i - 1] not in IPSET_NOISE)
+
+
+def block_create(state, block):
+    for line in state.sets.get(block, "").splitlines():
+        if line.startswith("create "):
+            return _create_words(line)
+    return None
+
+
 def _sets_summary(lines):
     """ipset restore/save lines -> per set: its create line without noise, then sorted members."""
     creates, members = {}, {}
     for line in lines:
         words = line.split()
         if words[:1] == ["create"]:
-            kept = [w for i, w in enumerate(words)
-                    if w not in IPSET_NOISE and words[i - 1] not in IPSET_NOISE]
-            creates[words[1]] = " ".join(kept)
+            creates[words[1]] = " ".join(_create_words(line))
         elif words[:1] == ["add"]:
             members.setdefault(words[1], []).append(line)
     out = []
@@ -175,8 +213,9 @@ def describe(state, name, versions=VERSIONS):
     """Normalised text of the layer's current objects, for diff mode."""
     parts = []
     for v in versions:
-        if state.rules[v] or state.jumps[v]:
-            parts.append(f"# IPv{v} (INPUT jumps at {state.jumps[v]})")
+        if state.has_version(v):
+            view = state.views[v]
+            parts.append(f"# IPv{v} (INPUT jumps at {list(view.heads)}, accept jumps at {list(view.tails)})")
             parts += normalise_rules("\n".join(state.rules[v]))
     save_lines = [line for s in ipset_names(name, versions) if s in state.sets
                   for line in state.sets[s].splitlines()]
@@ -187,7 +226,8 @@ def describe(state, name, versions=VERSIONS):
 def describe_desired(spec):
     parts = []
     for v in spec.ip_versions:
-        parts.append(f"# IPv{v} (INPUT jumps at [1])")
+        tail = ", accept jump at the end" if spec.accept_sip else ""
+        parts.append(f"# IPv{v} (INPUT jump near the top{tail})")
         parts += normalise_rules(render_rules(spec, v))
     parts += _sets_summary([line for v in spec.ip_versions for line in ipset_lines(spec, v, for_boot=True)])
     return "\n".join(parts) + "\n"
@@ -205,30 +245,24 @@ def swap_lines(target, scratch_type, members):
             f"swap {scratch} {target}", f"destroy {scratch}"]
 
 
-def _family(v):
-    return "inet" if v == 4 else "inet6"
+def _block_members(state, block):
+    """The block set's members as `ipset save` lists them (address and remaining timeout)."""
+    return [" ".join(line.split()[2:]) for line in state.sets.get(block, "").splitlines()
+            if line.startswith("add ")]
 
 
-def _swap_in_allow_set(nf, spec, v):
-    allow = allow_set(spec.name, v)
-    nf.ipset_restore(swap_lines(allow, f"hash:net family {_family(v)}", allow_members(spec, v)))
-
-
-def _retime_block_set(nf, spec, v, state):
-    """Give the block set a new default timeout while keeping its dynamic members
-    (each with its remaining time, as `ipset save` lists them)."""
-    block = block_set(spec.name, v)
-    saved = state.sets[block].splitlines()
-    members = [" ".join(line.split()[2:]) for line in saved if line.startswith("add ")]
-    scratch_type = f"hash:ip family {_family(v)} timeout {spec.block_set_timeout}"
-    nf.ipset_restore(swap_lines(block, scratch_type, members))
+def _create_type(state, set_name):
+    """The previous `create` line's type and options (without the name)."""
+    for line in state.sets.get(set_name, "").splitlines():
+        if line.startswith("create "):
+            return " ".join(line.split()[2:])
+    return None
 
 
 def remove_version(nf, name, v, state):
-    """Remove the chains and jump of one IP version, then its sets."""
-    if state.rules[v] or state.jumps[v]:
-        existing = {line[1:].split()[0] for line in state.rules[v] if line.startswith(":")}
-        nf.restore(v, removal_text(name, state.jumps[v], existing))
+    """Remove the chains and jumps of one IP version, then its sets."""
+    if state.has_version(v):
+        nf.restore(v, removal_text(name, state.views[v], state.chains(v)))
     for set_name in ipset_names(name, (v,)):
         if set_name in state.sets:
             nf.ipset_destroy(set_name)
@@ -252,73 +286,111 @@ def validate(nf, spec, state):
 def _test_all(nf, spec, state):
     for v in spec.ip_versions:
         try:
-            nf.restore(v, apply_text(spec, v, state.jumps[v]), test=True)
+            nf.restore(v, apply_text(spec, v, state.views[v], state.chains(v)), test=True)
         except FirewallError as exc:
             raise FirewallError(f"the kernel refused the IPv{v} rules, nothing was changed: {exc}") from None
 
 
 def apply(nf, spec, state):
-    """Bring the kernel to the spec. On any refusal the previous rules stay or come back."""
+    """Bring the kernel to the spec. Any refusal leaves every object as it was.
+
+    Order: create missing sets (new allow sets already filled), test every version,
+    fill changed allow sets, load the rules, and only then retype block sets and
+    remove a version that is no longer wanted - so a refusal before the last two
+    steps has nothing of the old layer to put back but rules and allow members.
+    """
+    created = _create_missing_sets(nf, spec, state)
+    swapped, applied = [], []
+    try:
+        _test_all(nf, spec, state)
+        for v in spec.ip_versions:  # the allow sets first: no rule needing them goes live empty
+            allow = allow_set(spec.name, v)
+            if allow not in created and state.allow_members(allow) != set(allow_members(spec, v)):
+                nf.ipset_restore(swap_lines(allow, allow_set_type(v), allow_members(spec, v)))
+                swapped.append(v)
+        for v in spec.ip_versions:
+            nf.restore(v, apply_text(spec, v, state.views[v], state.chains(v)))
+            applied.append(v)
+    except FirewallError:
+        _undo(nf, spec, state, applied, swapped, created)
+        raise
+    _retype_block_sets(nf, spec, state, created)
     for v in VERSIONS:
         if v not in spec.ip_versions:
             remove_version(nf, spec.name, v, state)
 
+
+def _create_missing_sets(nf, spec, state):
     created = []
     for v in spec.ip_versions:
-        for line in ipset_lines(spec, v):
-            set_name = line.split()[1]
-            if set_name not in state.sets:
-                nf.ipset_restore([line])
-                created.append(set_name)
+        lines = ipset_lines(spec, v, for_boot=True)
+        new = {line.split()[1] for line in lines if line.startswith("create ")} - set(state.sets)
+        nf.ipset_restore([line for line in lines if line.split()[1] in new])
+        created += sorted(new)
+    return created
 
-    applied = []
-    try:
-        _test_all(nf, spec, state)
-        for v in spec.ip_versions:
-            nf.restore(v, apply_text(spec, v, state.jumps[v]))
-            applied.append(v)
-    except FirewallError:
-        for v in applied:  # a later version failed: put the earlier one back as it was
-            nf.restore(v, revert_text(spec.name, v, state, [1]))
-        for set_name in created:
-            nf.ipset_destroy(set_name)
-        raise
 
-    for v in spec.ip_versions:
+def _undo(nf, spec, state, applied, swapped, created):
+    """After a refusal half-way: the versions already loaded, the allow sets already
+    filled and the sets just created go back to how ``state`` found them."""
+    for v in applied:
+        nf.restore(v, revert_text(spec.name, v, state, spec))
+    for v in swapped:
         allow = allow_set(spec.name, v)
-        if allow in created or state.allow_members(allow) != set(allow_members(spec, v)):
-            _swap_in_allow_set(nf, spec, v)
+        nf.ipset_restore(swap_lines(allow, allow_set_type(v), sorted(state.allow_members(allow))))
+    for set_name in created:
+        nf.ipset_destroy(set_name)
+
+
+def _retype_block_sets(nf, spec, state, created):
+    for v in spec.ip_versions:
         block = block_set(spec.name, v)
-        if block not in created and state.set_timeout(block) != spec.block_set_timeout:
-            _retime_block_set(nf, spec, v, state)
+        wanted = block_set_type(spec, v)
+        if block not in created and block_create(state, block) != _create_words(f"create {block} {wanted}"):
+            # A new timeout or prefix: keep the dynamic members, each with its remaining time.
+            nf.ipset_restore(swap_lines(block, wanted, _block_members(state, block)))
 
 
-def revert_text(name, v, previous, current_jumps=(1,)):
-    """Restore text that takes our chains of version v from what was just applied
-    (INPUT jumps at ``current_jumps``) back to ``previous``. Used after a failed apply
-    and by the rollback guard."""
-    entry = chain_names(name)[0]
-    if not previous.rules[v]:
-        return removal_text(name, list(current_jumps), set(chain_names(name)))
-    body = [f":{chain} - [0:0]" for chain in chain_names(name)]
-    body += [line for line in previous.rules[v] if line.startswith("-A ")]
-    body += [f"-D INPUT -j {entry}"] * len(current_jumps)
-    if previous.jumps[v]:
-        body.append(f"-I INPUT 1 -j {entry}")
+def revert_text(name, v, previous, applied):
+    """Restore text that takes our chains of version v from what ``applied`` (a spec)
+    left back to ``previous``. Used after a failed apply and by the rollback guard."""
+    entry, _, accept = chain_names(name)
+    now = set(wanted_chains(applied)) if v in applied.ip_versions else set()
+    before = previous.chains(v)
+    view = previous.views.get(v, InputView())
+    body = [f":{chain} - [0:0]" for chain in sorted(now | before)]
+    body += [line for line in previous.rules.get(v, []) if line.startswith("-A ")]
+    # Jumps the apply moved or added go back; jumps it left alone stay where they are.
+    applied_here = v in applied.ip_versions
+    if not (applied_here and view.head_in_place()):
+        body += [f"-D INPUT -j {entry}"] * (1 if applied_here else 0)
+        if view.heads:
+            body.append(f"-I INPUT 1 -j {entry}")
+    tails_now = 1 if applied_here and applied.accept_sip else 0
+    if not (tails_now and view.tail_in_place()):
+        body += [f"-D INPUT -j {accept}"] * tails_now
+        body += [f"-A INPUT -j {accept}"] * (1 if view.tails else 0)
+    body += [f"-X {chain}" for chain in sorted(now - before)]
     return restore_text(body)
 
 
-def revert_ipset_lines(name, previous, v, recreate_block):
-    """ipset restore lines that put the previous sets back (run before the rules):
-    the allow set's members through a swap, the block set only if the apply removed it."""
+def revert_ipset_lines(name, previous, v, applied):
+    """ipset restore lines that put the previous sets back (run before the rules): the
+    allow set's members through a swap; the block set with its previous type, timeout
+    and members when the apply retyped or removed it."""
     lines = []
     allow, block = allow_set(name, v), block_set(name, v)
-    if block in previous.sets and recreate_block:
-        lines += [line for line in previous.sets[block].splitlines() if line.startswith("create ")]
+    block_type = _create_type(previous, block)
+    if block_type:
+        kept = v in applied.ip_versions and block_create(previous, block) == _create_words(
+            f"create {block} {block_set_type(applied, v)}")
+        if not kept:
+            if v not in applied.ip_versions:  # the apply removed it; a retyped one is swapped below
+                lines.append(f"create {block} {block_type}")
+            lines += swap_lines(block, block_type, _block_members(previous, block))
     if allow in previous.sets:
-        scratch_type = f"hash:net family {_family(v)}"
-        lines.append(f"create {allow} {scratch_type}")  # the apply may have removed it
-        lines += swap_lines(allow, scratch_type, sorted(previous.allow_members(allow)))
+        lines.append(f"create {allow} {allow_set_type(v)}")
+        lines += swap_lines(allow, allow_set_type(v), sorted(previous.allow_members(allow)))
     return lines
 
 

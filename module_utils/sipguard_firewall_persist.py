@@ -1,7 +1,11 @@
 """Boot persistence and the rollback guard of the sipguard firewall layer.
 
 Persistence: the rendered rules and ipset definitions go to /etc/sipguard/firewall/,
-and a oneshot systemd unit loads them before the network comes up.
+and two oneshot systemd units load them before the network comes up: one creates
+the ipsets before any saved ruleset that may reference them is loaded
+(netfilter-persistent, iptables-services, firewalld, nftables), the other loads the
+chains after those, so a host ruleset saved while the layer was loaded (autosave)
+finds its sets at boot, and a ruleset saved without the layer cannot hide it.
 
 Rollback guard: before a guarded apply, the previous state is written as a small
 shell script; a timer (systemd-run, or a detached ``sleep`` when systemd is not the
@@ -10,6 +14,8 @@ cancels it first. A guarded apply is only made persistent on confirmation, so a
 reboot after a rollback also comes up with the old rules.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -32,9 +38,14 @@ from ansible.module_utils.sipguard_firewall_rules import (
     render_rules,
 )
 
+# Host firewall loaders that may restore a saved ruleset naming our sets.
+HOST_LOADERS = ("netfilter-persistent.service", "iptables.service", "ip6tables.service",
+                "firewalld.service", "nftables.service", "ufw.service")
+
 CONF_DIR = "/etc/sipguard/firewall"
 STATE_DIR = "/var/lib/sipguard/firewall"
 UNIT_DIR = "/etc/systemd/system"
+RUN_DIR = "/run"  # the guard's lock and "rolled back" note: gone at reboot, like the guard's timer
 
 
 def _must(run, args):
@@ -46,6 +57,10 @@ def _must(run, args):
 
 def unit_name(name):
     return "sipguard-firewall.service" if name == "sipguard" else f"sipguard-firewall-{name}.service"
+
+
+def sets_unit_name(name):
+    return unit_name(name).replace(".service", "-sets.service")
 
 
 def systemd_usable():
@@ -70,25 +85,51 @@ def boot_files(spec, bins):
     base = f"{CONF_DIR}/{spec.name}"
     files = {f"{base}.ipset": "".join(line + "\n" for v in spec.ip_versions
                                       for line in ipset_lines(spec, v, for_boot=True))}
-    entry = chain_names(spec.name)[0]
-    starts = [f"ExecStart={bins['ipset']} -exist -file {base}.ipset restore"]
+    entry, _, accept = chain_names(spec.name)
+    starts = []
     for v in spec.ip_versions:
         tool = bins["iptables" if v == 4 else "ip6tables"]
         files[f"{base}.rules{v}"] = "*filter\n" + render_rules(spec, v) + "COMMIT\n"
         starts.append(f"ExecStart={bins['iptables-restore' if v == 4 else 'ip6tables-restore']} "
                       f"--noflush {base}.rules{v}")
-        # The jump goes in by a check-then-insert so a restart never adds a second one.
+        # Jumps go in by check-then-insert, so a restart, or a saved host ruleset that already
+        # holds them, never adds a second one.
         starts.append(f"ExecStart=/bin/sh -c '{tool} -C INPUT -j {entry} 2>/dev/null"
                       f" || {tool} -I INPUT 1 -j {entry}'")
-    files[f"{UNIT_DIR}/{unit_name(spec.name)}"] = "\n".join([
-        "# Written by the sipguard_firewall Ansible module; changes are overwritten.",
+        if spec.accept_sip:
+            starts.append(f"ExecStart=/bin/sh -c '{tool} -C INPUT -j {accept} 2>/dev/null"
+                          f" || {tool} -A INPUT -j {accept}'")
+    loaders = " ".join(HOST_LOADERS)
+    header = "# Written by the sipguard_firewall Ansible module; changes are overwritten."
+    files[f"{UNIT_DIR}/{sets_unit_name(spec.name)}"] = "\n".join([
+        header,
         "[Unit]",
-        f"Description=sipguard firewall layer {spec.name} (ipsets and iptables chains)",
+        f"Description=sipguard firewall layer {spec.name}: ipsets, before any saved ruleset naming them",
         "DefaultDependencies=no",
+        "After=local-fs.target systemd-modules-load.service",
+        f"Before=network-pre.target shutdown.target {loaders}",
         "Wants=network-pre.target",
+        "Conflicts=shutdown.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        f"ExecStart={bins['ipset']} -exist -file {base}.ipset restore",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+    files[f"{UNIT_DIR}/{unit_name(spec.name)}"] = "\n".join([
+        header,
+        "[Unit]",
+        f"Description=sipguard firewall layer {spec.name}: iptables chains",
+        "DefaultDependencies=no",
+        f"Requires={sets_unit_name(spec.name)}",
+        # After the host's loaders: a ruleset restored without --noflush would drop our chains.
+        f"After=local-fs.target {sets_unit_name(spec.name)} {loaders}",
         "Before=network-pre.target shutdown.target",
-        # If netfilter-persistent also runs, load after it so its INPUT does not hide our jump.
-        "After=local-fs.target netfilter-persistent.service",
+        "Wants=network-pre.target",
         "Conflicts=shutdown.target",
         "",
         "[Service]",
@@ -133,11 +174,12 @@ def install_boot_files(files, run, name):
     for path, content in files.items():
         write_atomic(path, content)
     _must(run, ["systemctl", "daemon-reload"])
-    _must(run, ["systemctl", "enable", unit_name(name)])
+    _must(run, ["systemctl", "enable", sets_unit_name(name), unit_name(name)])
 
 
 def boot_files_exist(name):
-    paths = [f"{CONF_DIR}/{name}.ipset", f"{UNIT_DIR}/{unit_name(name)}"]
+    paths = [f"{CONF_DIR}/{name}.ipset", f"{UNIT_DIR}/{unit_name(name)}",
+             f"{UNIT_DIR}/{sets_unit_name(name)}"]
     paths += [f"{CONF_DIR}/{name}.rules{v}" for v in VERSIONS]
     return [p for p in paths if os.path.exists(p)]
 
@@ -149,8 +191,10 @@ def remove_boot_files(name, run):
     paths = boot_files_exist(name)
     if not paths:
         return False
-    run(["systemctl", "stop", unit_name(name)])  # only clears its "active (exited)" state
-    _must(run, ["systemctl", "disable", unit_name(name)])
+    units = [unit_name(name), sets_unit_name(name)]
+    run(["systemctl", "stop", *units])  # only clears their "active (exited)" state
+    # An earlier sipguard wrote no sets unit: disable only what exists.
+    _must(run, ["systemctl", "disable", *[u for u in units if os.path.exists(f"{UNIT_DIR}/{u}")]])
     for path in paths:
         os.unlink(path)
     _must(run, ["systemctl", "daemon-reload"])
@@ -180,14 +224,44 @@ def guard_pending(name):
     return os.path.exists(f"{guard_dir(name)}/rollback.sh")
 
 
+def lock_path(name):
+    return f"{RUN_DIR}/sipguard-firewall-{name}.lock"
+
+
+def rolled_back_path(name):
+    """Written by the rollback script: a later confirm must fail, not report 'nothing to do'."""
+    return f"{RUN_DIR}/sipguard-firewall-{name}.rolled-back"
+
+
+@contextlib.contextmanager
+def guard_lock(name):
+    """One module run or rollback at a time per layer: a confirm can never land half-way
+    through a rollback (the script takes the same lock with flock(1))."""
+    fd = os.open(lock_path(name), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def rolled_back(name):
+    """The time the last unconfirmed apply was rolled back, or None."""
+    try:
+        with open(rolled_back_path(name)) as handle:
+            return handle.read().strip() or "earlier"
+    except OSError:
+        return None
+
+
+def forget_rollback(name):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(rolled_back_path(name))
+
+
 def load_previous(name):
     with open(f"{guard_dir(name)}/previous.json") as handle:
-        data = json.load(handle)
-    return LayerState(
-        rules={int(k): v for k, v in data["rules"].items()},
-        jumps={int(k): v for k, v in data["jumps"].items()},
-        sets=data["sets"],
-    )
+        return LayerState.from_json(json.load(handle))
 
 
 def rollback_script(name, previous, spec, bins):
@@ -197,19 +271,23 @@ def rollback_script(name, previous, spec, bins):
         "#!/bin/sh",
         f"# Written by sipguard_firewall: puts the firewall layer '{name}' back as it was before",
         "# a guarded apply that nobody confirmed (state: confirmed) in time.",
+        # Under the module's lock: a confirm either comes before (and this exits) or after.
+        f"exec 9>{lock_path(name)}",
+        "flock 9",
+        f"[ -e {directory}/rollback.sh ] || exit 0",
     ]
     for v in VERSIONS:
-        applied = v in spec.ip_versions
-        ipset_in = revert_ipset_lines(name, previous, v, recreate_block=not applied)
+        ipset_in = revert_ipset_lines(name, previous, v, spec)
         if ipset_in:
             lines += [f"{bins['ipset']} -exist restore <<'SIPGUARD_EOF'", *ipset_in, "SIPGUARD_EOF"]
-        if previous.rules[v] or applied:
+        if previous.has_version(v) or v in spec.ip_versions:
             tool = bins["iptables-restore" if v == 4 else "ip6tables-restore"]
-            text = revert_text(name, v, previous, [1] if applied else [])
+            text = revert_text(name, v, previous, spec)
             lines += [f"{tool} --noflush <<'SIPGUARD_EOF'", text.rstrip("\n"), "SIPGUARD_EOF"]
     for set_name in ipset_names(name):
         if set_name not in previous.sets:
             lines.append(f"{bins['ipset']} destroy {set_name} 2>/dev/null")
+    lines.append(f"date -u '+%Y-%m-%d %H:%M:%S UTC' >{rolled_back_path(name)}")
     lines.append(f"rm -rf {directory}")
     lines.append(f"rmdir {STATE_DIR} {os.path.dirname(STATE_DIR)} 2>/dev/null")
     lines.append("exit 0")
@@ -223,9 +301,9 @@ def arm_guard(name, previous, spec, *, bins, seconds, pending_boot, run):
     if guard_pending(name):
         previous = load_previous(name)
         _cancel_timer(name, run)
+    forget_rollback(name)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    write_atomic(f"{directory}/previous.json",
-                 json.dumps({"rules": previous.rules, "jumps": previous.jumps, "sets": previous.sets}), 0o600)
+    write_atomic(f"{directory}/previous.json", json.dumps(previous.to_json()), 0o600)
     pending = f"{directory}/pending"
     shutil.rmtree(pending, ignore_errors=True)
     if pending_boot:

@@ -8,13 +8,18 @@ check every option without a kernel.
 
 Layout of the layer (``N`` is the layer's ``name``, ``v`` the IP version)::
 
-    INPUT (rule 1) -> N-INPUT   management ports: RETURN; SIP ports: -> N-SIP
-    N-SIP   scanner User-Agents: DROP
-            source in N-block<v>: DROP          (bites before any ESTABLISHED accept)
-            source in N-allow<v>: ACCEPT        (allowed networks and trunks)
-            over the rate limit: -> N-BAN
-            rest: ACCEPT when SIP is open to the world, else LOG + final action
-    N-BAN   add the source to N-block<v>, DROP
+    INPUT (near the top) -> N-INPUT   management ports: RETURN; SIP ports: -> N-SIP
+    N-SIP   source in N-allow<v>: RETURN      (LAN/trusted networks and trunks: never dropped here)
+            source in N-block<v>: DROP        (bites before any ESTABLISHED accept)
+            UDP with a scanner User-Agent header: DROP
+            over the rate limit: DROP         (dropped, never banned: a spoofer could aim a ban)
+            rest: RETURN when SIP is open to the world, else LOG + final action
+    INPUT (appended, only with accept_sip) -> N-ACCEPT   SIP from where the profile opens it: ACCEPT
+
+The layer only removes traffic: whatever it lets pass goes on through the rest of
+the host's own ruleset (fail2ban, the host's policy, other tools), which still
+decides. Opening SIP where the host would drop it is the separate, explicit
+``accept_sip`` option, rendered after the host's own INPUT rules.
 
 The rules are rendered the way ``iptables-save`` prints them, so comparing the
 kernel's view with the rendering tells whether anything would change.
@@ -32,9 +37,11 @@ STRING_MAX = 128  # longest pattern the string match accepts
 LOG_PREFIX_MAX = 29  # the LOG target's limit
 IPSET_TIMEOUT_MAX = 2147483  # ipset's largest timeout in seconds
 RATE_MAX = 10000  # new SIP requests per second per source; more is not a limit
-LOG_TAGS = ("ua ", "block ", "rate ", "deny ")
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,11}$")
-SAFE_TEXT_RE = re.compile(r'^[\x20-\x7e]+$')
+LOG_TAGS = ("ua ", "block ", "deny ")
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,11}")  # used with fullmatch: no trailing newline
+SAFE_TEXT_RE = re.compile(r"[\x20-\x7e]+")
+IPV6_PREFIX_MIN = 32  # a coarser limit would lump whole providers together
+UA_HEADER = "\nUser-Agent:"  # LF ends every header line before it, with or without CR
 LOG_RATE_RE = re.compile(r"^(\d{1,6})/(second|sec|s|minute|min|m|hour|h|day|d)$")
 LOG_RATE_UNITS = {
     "second": "sec", "sec": "sec", "s": "sec",
@@ -58,7 +65,9 @@ class FirewallSpec:
     ip_versions: tuple
     allowed: dict  # version -> tuple of canonical networks
     trunks: dict  # version -> tuple of canonical networks
-    restricted: bool  # True when allowed_networks was given: SIP only from allowed + trunks
+    restricted: bool  # SIP only from allowed + trunks (else open to the world)
+    accept_sip: bool  # also ACCEPT what the profile opens, after the host's own rules
+    ipv6_prefix: int  # IPv6 sources are rate-limited and blocked per prefix of this length
     scanner_user_agents: tuple
     rate_limit: int
     rate_burst: int
@@ -75,8 +84,18 @@ class FirewallSpec:
 
 
 def chain_names(name):
-    """The layer's chains, the entry chain first."""
-    return (f"{name}-INPUT", f"{name}-SIP", f"{name}-BAN")
+    """The layer's chains, the entry chain first, the optional accept chain last."""
+    return (f"{name}-INPUT", f"{name}-SIP", f"{name}-ACCEPT")
+
+
+def legacy_chain_names(name):
+    """Chains an earlier sipguard created and this one removes (the rate-ban chain)."""
+    return (f"{name}-BAN",)
+
+
+def wanted_chains(spec):
+    entry, sip, accept = chain_names(spec.name)
+    return (entry, sip, accept) if spec.accept_sip else (entry, sip)
 
 
 def allow_set(name, version):
@@ -102,7 +121,8 @@ def hashlimit_name(spec, version):
     the settings of the first one, so a re-apply with a new rate under the old name
     would silently keep the old rate. The name must stay under 16 characters.
     """
-    digest = hashlib.sha256(f"{spec.name}|{spec.rate_limit}|{spec.rate_burst}".encode()).hexdigest()
+    key = f"{spec.name}|{spec.rate_limit}|{spec.rate_burst}|{spec.ipv6_prefix if version == 6 else 32}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return f"sg{version}{digest[:10]}"
 
 
@@ -133,7 +153,8 @@ def canonical_network(text, option):
         raise FirewallConfigError(f"{option}: '{text}' is not an IP address or CIDR network") from None
     if net.prefixlen == 0:
         raise FirewallConfigError(
-            f"{option}: '{text}' covers every address; leave allowed_networks empty to open SIP to the world"
+            f"{option}: '{text}' covers every address; "
+            "to open SIP to the world set restrict_to_allowed: false"
         )
     if net.prefixlen == net.max_prefixlen:
         return net.version, str(net.network_address)
@@ -163,7 +184,7 @@ def _addresses_by_version(values, option):
 
 def _safe_text(value, option, max_len):
     text = str(value)
-    if not text or not SAFE_TEXT_RE.match(text) or '"' in text or "\\" in text:
+    if not SAFE_TEXT_RE.fullmatch(text) or '"' in text or "\\" in text:
         raise FirewallConfigError(
             f"{option}: '{text}' must be printable ASCII without quotes or backslashes"
         )
@@ -193,7 +214,7 @@ def canonical_log_rate(text):
 def build_spec(options):
     """Validate the module options (a dict) and return a FirewallSpec."""
     name = str(options.get("name", "sipguard"))
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise FirewallConfigError(
             f"name: '{name}' must start with a letter and have at most 12 letters, digits, '_' or '-'"
         )
@@ -205,11 +226,21 @@ def build_spec(options):
     for v in versions:
         if v not in (4, 6):
             raise FirewallConfigError(f"ip_versions: {v} is not 4 or 6")
-    allowed_networks = options.get("allowed_networks") or []
+    allowed = _networks_by_version(options.get("allowed_networks"), "allowed_networks")
+    trunks = _networks_by_version(options.get("trunk_addresses"), "trunk_addresses")
+    restrict = options.get("restrict_to_allowed")
+    restricted = bool(allowed[4] or allowed[6]) if restrict is None else bool(restrict)
+    if restricted and not any(allowed[v] or trunks[v] for v in versions):
+        # Closing SIP to everyone is never what a LAN-only profile means; an empty list
+        # here is a lost inventory variable or a trunk that resolved to nothing.
+        raise FirewallConfigError(
+            "restrict_to_allowed: SIP is to be open only to allowed_networks and trunk_addresses, "
+            "but both are empty for every IP version in ip_versions"
+        )
     user_agents = []
     for ua in options.get("scanner_user_agents") or []:
-        text = _safe_text(ua, "scanner_user_agents", STRING_MAX)
-        if text not in user_agents:
+        text = _safe_text(ua, "scanner_user_agents", STRING_MAX - len(UA_HEADER) - 1)
+        if text.lower() not in (u.lower() for u in user_agents):
             user_agents.append(text)
     block = _addresses_by_version(options.get("block_addresses"), "block_addresses")
     for v in (4, 6):
@@ -222,9 +253,11 @@ def build_spec(options):
         sip_ports=_ports(options.get("sip_ports", [5060]), "sip_ports", allow_empty=False),
         protocols=protocols,
         ip_versions=versions,
-        allowed=_networks_by_version(allowed_networks, "allowed_networks"),
-        trunks=_networks_by_version(options.get("trunk_addresses"), "trunk_addresses"),
-        restricted=bool(allowed_networks),
+        allowed=allowed,
+        trunks=trunks,
+        restricted=restricted,
+        accept_sip=bool(options.get("accept_sip", False)),
+        ipv6_prefix=_int_in_range(options.get("ipv6_prefix", 64), "ipv6_prefix", IPV6_PREFIX_MIN, 128),
         scanner_user_agents=tuple(user_agents),
         rate_limit=_int_in_range(options.get("rate_limit", 0), "rate_limit", 0, RATE_MAX),
         rate_burst=_int_in_range(options.get("rate_burst", 10), "rate_burst", 1, RATE_MAX),
@@ -268,51 +301,75 @@ def allow_members(spec, version):
     return tuple(dict.fromkeys(spec.allowed[version] + spec.trunks[version]))
 
 
+def ua_hex(ua, space):
+    """The bytes a scanner's User-Agent header starts with, as iptables-save prints a
+    --hex-string: all hex between bars, lower case."""
+    text = f"{UA_HEADER}{' ' if space else ''}{ua}"
+    return "|" + text.encode("ascii").hex() + "|"
+
+
+def _sip_matches(spec):
+    """(protocol, multiport match) pairs covering every SIP port."""
+    return [(proto, f"-p {proto} -m multiport --dports {ports}")
+            for proto in spec.protocols for ports in _chunks(spec.sip_ports)]
+
+
 def render_rules(spec, version):
     """The chain declarations and rules of one IP version, as iptables-save prints them.
 
-    The jump from INPUT is not part of it: whether it must be (re)inserted depends on
-    the current INPUT chain, which only the apply layer sees.
+    The jumps from INPUT are not part of it: whether they must be (re)inserted depends
+    on the current INPUT chain, which only the apply layer sees.
     """
-    entry, sip, ban = chain_names(spec.name)
-    lines = [f":{chain} - [0:0]" for chain in chain_names(spec.name)]
+    entry, sip, accept = chain_names(spec.name)
+    lines = [f":{chain} - [0:0]" for chain in wanted_chains(spec)]
 
     for ports in _chunks(spec.management_ports):
         lines.append(f"-A {entry} -p tcp -m multiport --dports {ports} -j RETURN")
-    for proto in spec.protocols:
-        for ports in _chunks(spec.sip_ports):
-            lines.append(f"-A {entry} -p {proto} -m multiport --dports {ports} -j {sip}")
+    for _, match in _sip_matches(spec):
+        lines.append(f"-A {entry} {match} -j {sip}")
 
-    for ua in spec.scanner_user_agents:
-        match = f'-m string --string "{ua}" --algo bm --icase '
-        lines += _log_rule(spec, sip, match, "ua ")
-        lines.append(f"-A {sip} {match}-j DROP")
+    allowed = f"-m set --match-set {allow_set(spec.name, version)} src"
+    # Trusted sources first: nothing below (a User-Agent, a rate, a ban) can drop a trunk or the LAN.
+    lines.append(f"-A {sip} {allowed} -j RETURN")
 
     blocked = f"-m set --match-set {block_set(spec.name, version)} src "
     lines += _log_rule(spec, sip, blocked, "block ")
     lines.append(f"-A {sip} {blocked}-j DROP")
-    lines.append(f"-A {sip} -m set --match-set {allow_set(spec.name, version)} src -j ACCEPT")
+
+    # The User-Agent header only, and only on UDP: one datagram is one message, while a
+    # dropped TCP segment would be retransmitted and stall the connection (the responder
+    # drops scanners on TCP itself).
+    if "udp" in spec.protocols:
+        for ua in spec.scanner_user_agents:
+            for space in (True, False):
+                match = f'-p udp -m string --hex-string "{ua_hex(ua, space)}" --algo bm --icase '
+                lines += _log_rule(spec, sip, match, "ua ")
+                lines.append(f"-A {sip} {match}-j DROP")
 
     if spec.rate_limit:
+        mask = f" --hashlimit-srcmask {spec.ipv6_prefix}" if version == 6 and spec.ipv6_prefix != 128 else ""
         hashlimit = (
             f"-m hashlimit --hashlimit-above {spec.rate_limit}/sec --hashlimit-burst {spec.rate_burst} "
-            f"--hashlimit-mode srcip --hashlimit-name {hashlimit_name(spec, version)}"
+            f"--hashlimit-mode srcip --hashlimit-name {hashlimit_name(spec, version)}{mask} "
         )
-        # On UDP every packet is a request; on TCP only count connection attempts.
+        # Excess is dropped, never banned: the source of a UDP packet or a SYN can be forged.
+        # On UDP every packet is a request; on TCP only count connection attempts. Not
+        # logged: a LOG rule with the same hashlimit would count every packet twice.
         if "udp" in spec.protocols:
-            lines.append(f"-A {sip} -p udp {hashlimit} -j {ban}")
+            lines.append(f"-A {sip} -p udp {hashlimit}-j DROP")
         if "tcp" in spec.protocols:
-            lines.append(f"-A {sip} -p tcp -m conntrack --ctstate NEW {hashlimit} -j {ban}")
+            lines.append(f"-A {sip} -p tcp -m conntrack --ctstate NEW {hashlimit}-j DROP")
 
     if spec.restricted:
         lines += _log_rule(spec, sip, "", "deny ")
         lines.append(f"-A {sip} {_final_target(spec, version)}")
     else:
-        lines.append(f"-A {sip} -j ACCEPT")
+        lines.append(f"-A {sip} -j RETURN")
 
-    lines += _log_rule(spec, ban, "", "rate ")
-    lines.append(f"-A {ban} -j SET --add-set {block_set(spec.name, version)} src --exist")
-    lines.append(f"-A {ban} -j DROP")
+    if spec.accept_sip:
+        source = f" {allowed}" if spec.restricted else ""
+        for _, match in _sip_matches(spec):
+            lines.append(f"-A {accept} {match}{source} -j ACCEPT")
     return "\n".join(lines) + "\n"
 
 
@@ -328,28 +385,75 @@ def restore_text(body_lines):
     return "*filter\n" + "".join(line + "\n" for line in body_lines) + "COMMIT\n"
 
 
-def apply_text(spec, version, input_jumps):
-    """Restore text for ``iptables-restore --noflush``: redeclare (flush) our chains,
-    fill them, and make sure INPUT has exactly one jump to us, at position 1.
+@dataclass(frozen=True)
+class InputView:
+    """Where the layer's jumps sit in INPUT (1-based positions)."""
 
-    ``input_jumps`` lists the 1-based positions of the current jumps in INPUT.
-    """
-    entry = chain_names(spec.name)[0]
+    heads: tuple = ()  # jumps to N-INPUT
+    tails: tuple = ()  # jumps to N-ACCEPT
+    first_accept: int = 0  # first INPUT rule that ACCEPTs (0: none)
+    length: int = 0  # rules in INPUT
+
+    def head_in_place(self):
+        """One jump to us, and no ACCEPT above it. Other tools (fail2ban) may insert their
+        own jumps above ours: they only drop, so that is not a change."""
+        return len(self.heads) == 1 and not (self.first_accept and self.first_accept < self.heads[0])
+
+    def tail_in_place(self):
+        """One jump to the accept chain, after the head jump."""
+        return len(self.tails) == 1 and (not self.heads or self.tails[0] > self.heads[0])
+
+
+def input_edits(spec, view):
+    """INPUT edits (restore lines) that put the layer's jumps in place; [] when they are."""
+    entry, _, accept = chain_names(spec.name)
+    lines = []
+    if not view.head_in_place():
+        lines += [f"-D INPUT -j {entry}"] * len(view.heads)
+        lines.append(f"-I INPUT 1 -j {entry}")
+    want_tail = spec.accept_sip
+    if not (want_tail and view.tail_in_place()):
+        lines += [f"-D INPUT -j {accept}"] * len(view.tails)
+        if want_tail:
+            lines.append(f"-A INPUT -j {accept}")
+    return lines
+
+
+def apply_text(spec, version, view, existing_chains=()):
+    """Restore text for ``iptables-restore --noflush``: redeclare (flush) our chains,
+    fill them, put the INPUT jumps in place, and remove chains of ours that are no
+    longer wanted (the accept chain when accept_sip went off, a legacy chain)."""
     body = render_rules(spec, version).splitlines()
-    if input_jumps != [1]:
-        body += [f"-D INPUT -j {entry}"] * len(input_jumps)
-        body.append(f"-I INPUT 1 -j {entry}")
+    edits = input_edits(spec, view)
+    stale = [c for c in (*chain_names(spec.name), *legacy_chain_names(spec.name))
+             if c in existing_chains and c not in wanted_chains(spec)]
+    declared = len(wanted_chains(spec))
+    body = body[:declared] + [f":{c} - [0:0]" for c in stale] + body[declared:] + edits
+    body += [f"-X {chain}" for chain in stale]
     return restore_text(body)
 
 
-def removal_text(name, input_jumps, existing_chains):
+def removal_text(name, view, existing_chains):
     """Restore text that removes the jump(s) and our chains; other chains untouched."""
-    entry = chain_names(name)[0]
-    body = [f"-D INPUT -j {entry}"] * len(input_jumps)
-    ours = [c for c in chain_names(name) if c in existing_chains]
+    entry, _, accept = chain_names(name)
+    body = [f"-D INPUT -j {entry}"] * len(view.heads) + [f"-D INPUT -j {accept}"] * len(view.tails)
+    ours = [c for c in (*chain_names(name), *legacy_chain_names(name)) if c in existing_chains]
     body += [f":{chain} - [0:0]" for chain in ours]  # flush first: a chain must be empty to go
     body += [f"-X {chain}" for chain in ours]
     return restore_text(body)
+
+
+def block_set_type(spec, version):
+    """The block set's type: IPv6 sources are blocked per prefix (one /64 is one host's
+    worth of addresses), so rotating through a prefix does not escape a ban."""
+    if version == 4:
+        return f"hash:ip family inet timeout {spec.block_set_timeout}"
+    mask = f" netmask {spec.ipv6_prefix}" if spec.ipv6_prefix != 128 else ""
+    return f"hash:ip family inet6{mask} timeout {spec.block_set_timeout}"
+
+
+def allow_set_type(version):
+    return f"hash:net family {'inet' if version == 4 else 'inet6'}"
 
 
 def ipset_lines(spec, version, for_boot=False):
@@ -357,13 +461,12 @@ def ipset_lines(spec, version, for_boot=False):
 
     At run time the allow set is filled through a swap (see the apply layer); for the
     boot file the allow set is created and filled directly. Block sets are created
-    empty: their members are dynamic and belong to the responder and the rate limit.
+    empty: their members are dynamic and belong to the responder and block_addresses.
     """
-    family = "inet" if version == 4 else "inet6"
     allow = allow_set(spec.name, version)
     lines = [
-        f"create {allow} hash:net family {family}",
-        f"create {block_set(spec.name, version)} hash:ip family {family} timeout {spec.block_set_timeout}",
+        f"create {allow} {allow_set_type(version)}",
+        f"create {block_set(spec.name, version)} {block_set_type(spec, version)}",
     ]
     if for_boot:
         lines.append(f"flush {allow}")
@@ -388,12 +491,36 @@ def normalise_line(line):
             out += [word, nxt]
             i += 2
             continue
+        if word in ("--string", "--hex-string") and nxt is not None:
+            out += ["--hex-string", _canonical_hex(word, nxt)]
+            i += 2
+            continue
         if word == "--limit-burst" and nxt == "5":  # the default; iptables-save leaves it out
             i += 2
             continue
         out.append(word)
         i += 1
     return " ".join(shlex.quote(t) for t in out)
+
+
+def _canonical_hex(option, value):
+    """One spelling for a string match, readable in diff mode: printable text as is, other
+    bytes as |hex| ("|0a|User-Agent: sipcli"). iptables versions print text, mixed or all hex."""
+    if option == "--string":
+        data = value.encode("latin-1")
+    else:
+        data, parts = b"", value.split("|")
+        for index, part in enumerate(parts):
+            data += bytes.fromhex(part.replace(" ", "")) if index % 2 else part.encode("latin-1")
+    out, run = "", ""
+    for byte in data:
+        if 0x20 <= byte <= 0x7E and chr(byte) not in '|"\\':
+            out += f"|{run}|" if run else ""
+            run = ""
+            out += chr(byte)
+        else:
+            run += f"{byte:02x}"
+    return out + (f"|{run}|" if run else "")
 
 
 def normalise_rules(text):
@@ -419,12 +546,12 @@ def _chain_key(line):
 
 
 def own_lines(save_text, name):
-    """From ``iptables-save -t filter`` output: our chain declarations and rules,
-    and the 1-based positions of the jumps from INPUT to our entry chain."""
-    chains = chain_names(name)
-    entry = chains[0]
-    ours, jumps = [], []
-    input_position = 0
+    """From ``iptables-save -t filter`` output: our chain declarations and rules (legacy
+    chains included, so they show as a difference), and where INPUT jumps to us."""
+    chains = (*chain_names(name), *legacy_chain_names(name))
+    entry, _, accept = chain_names(name)
+    ours, heads, tails = [], [], []
+    position = first_accept = 0
     for raw in save_text.splitlines():
         line = raw.strip()
         if line.startswith(":") and line[1:].split()[0] in chains:
@@ -432,9 +559,13 @@ def own_lines(save_text, name):
         elif line.startswith("-A "):
             parts = line.split()
             if parts[1] == "INPUT":
-                input_position += 1
+                position += 1
                 if parts[2:] == ["-j", entry]:
-                    jumps.append(input_position)
+                    heads.append(position)
+                elif parts[2:] == ["-j", accept]:
+                    tails.append(position)
+                elif parts[-2:] == ["-j", "ACCEPT"] and not first_accept:
+                    first_accept = position
             elif parts[1] in chains:
                 ours.append(line)
-    return ours, jumps
+    return ours, InputView(tuple(heads), tuple(tails), first_accept, position)

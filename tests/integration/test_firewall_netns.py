@@ -56,7 +56,7 @@ src, sport, dst, payload, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], sy
 family = socket.AF_INET6 if ":" in dst else socket.AF_INET
 sock = socket.socket(family, socket.SOCK_DGRAM)
 sock.bind((src, sport))
-sock.settimeout(0.3)
+sock.settimeout(float(sys.argv[6]))
 answered = 0
 for _ in range(count):
     sock.sendto(payload.encode(), (dst, 5060))
@@ -69,8 +69,93 @@ print(answered)
 """
 
 
+# Sends one datagram from each of N unassigned addresses of a prefix (needs CAP_NET_ADMIN).
+SPOOF6 = r"""
+import ipaddress, socket, sys
+prefix, count, dst, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+base = int(ipaddress.IPv6Address(prefix))
+sent = 0
+for n in range(1, count + 1):
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, 75, 1)  # IPV6_TRANSPARENT
+    sock.bind((str(ipaddress.IPv6Address(base + n)), 41000))
+    sock.sendto(payload.encode(), (dst, 5060))
+    sock.close()
+    sent += 1
+print(sent)
+"""
+
+# A bounded steady stream: one datagram every 2 ms for N seconds; prints how many it sent.
+STREAM = r"""
+import socket, sys, time
+src, dst, payload, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((src, 42000))
+sent, end = 0, time.monotonic() + seconds
+while time.monotonic() < end and sent < 10000:
+    sock.sendto(payload.encode(), (dst, 5060))
+    sent += 1
+    time.sleep(0.002)
+print(sent)
+"""
+
+# Counts datagrams (a stream would overflow the echo server's output pipe); prints the count on SIGTERM.
+COUNTER = r"""
+import signal, socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], 5060))
+count = 0
+def done(*_):
+    print(count, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+print("ready", flush=True)
+while True:
+    sock.recv(4096)
+    count += 1
+"""
+
+TCP_ECHO = r"""
+import socket, sys
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], 5060))
+srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+conn.settimeout(10)
+while data := conn.recv(65536):
+    conn.sendall(data)
+"""
+
+# Sends the payload in one segment per message and reads the echo back, bounded by time.
+TCP_SEND = r"""
+import socket, sys, time
+src, dst, payload = sys.argv[1], sys.argv[2], sys.argv[3]
+end_of_message = "\r\n\r\n"
+sock = socket.create_connection((dst, 5060), timeout=5, source_address=(src, 0))
+for message in payload.split(end_of_message)[:-1]:
+    sock.sendall((message + end_of_message).encode())
+    time.sleep(0.05)
+sock.settimeout(3)
+got, end = b"", time.monotonic() + 5
+while time.monotonic() < end and got.count(end_of_message.encode()) < payload.count(end_of_message):
+    try:
+        chunk = sock.recv(65536)
+    except TimeoutError:
+        break
+    if not chunk:
+        break
+    got += chunk
+print(got.decode(errors="replace"))
+"""
+
+
 def sh(*args, check=True):
-    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=60)
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
+    if check and proc.returncode:
+        raise AssertionError(f"{args[:6]} exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+    return proc
 
 
 def run_ansible(target, args, check=False, diff=False, check_ok=True):
@@ -145,11 +230,34 @@ class Lab:
         assert proc.stdout.readline().strip() == "ready"
         return proc
 
-    def send(self, src, payload, count=1, sport=40000):
+    def send(self, src, payload, count=1, sport=40000, timeout=0.3):
         dst = SERVER6 if ":" in src else SERVER4
         out = sh("ip", "netns", "exec", self.client, sys.executable, "-c", SEND,
-                 src, str(sport), dst, payload, str(count)).stdout
+                 src, str(sport), dst, payload, str(count), str(timeout)).stdout
         return int(out)
+
+    def send_from_prefix(self, prefix, count, payload):
+        """One datagram from each of `count` addresses prefix+1.. (IPV6_TRANSPARENT: unassigned
+        sources, as a spoofer has them). Returns how many were sent."""
+        return int(sh("ip", "netns", "exec", self.client, sys.executable, "-c", SPOOF6,
+                      prefix, str(count), SERVER6, payload).stdout)
+
+    def stream(self, src, payload, seconds):
+        """A steady stream (one datagram every 2 ms, for `seconds`); prints how many it sent."""
+        return subprocess.Popen(["ip", "netns", "exec", self.client, sys.executable, "-c", STREAM,
+                                 src, SERVER4, payload, str(seconds)], stdout=subprocess.PIPE, text=True)
+
+    def tcp_exchange(self, src, payload):
+        """Send `payload` over one TCP connection to a server that echoes what it reads."""
+        server = subprocess.Popen(["ip", "netns", "exec", self.server, sys.executable, "-c", TCP_ECHO,
+                                   SERVER4], stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            return sh("ip", "netns", "exec", self.client, sys.executable, "-c", TCP_SEND,
+                      src, SERVER4, payload).stdout
+        finally:
+            server.kill()
+            server.wait(timeout=10)
 
     def rule_packets(self, needle, version=4):
         """Packet counter of the first rule of ours containing `needle`."""
@@ -170,6 +278,20 @@ def lab():
         yield lab
     finally:
         lab.down()
+
+
+def user_agents(save):
+    """The scanner names in our User-Agent rules of an iptables-save text (printed as hex)."""
+    names = []
+    for chunk in save.split('--hex-string "|')[1:]:
+        text = bytes.fromhex(chunk.split("|")[0]).decode()
+        names.append(text.split(":", 1)[1].strip())
+    return set(names)
+
+
+def sets_without_countdown(save):
+    """`ipset save` with each member's remaining time dropped (it counts down between two reads)."""
+    return [line.split(" timeout ")[0] if line.startswith("add ") else line for line in save.splitlines()]
 
 
 def received(proc):
@@ -205,7 +327,7 @@ def test_apply_reapply_change_and_remove_leave_the_host_as_found(lab):
 
     changed = lab.module(wider, diff=True)
     assert changed["changed"]
-    assert '--string sipcli' in changed["diff"]["after"] and "sipcli" not in changed["diff"]["before"]
+    assert "User-Agent: sipcli" in changed["diff"]["after"] and "sipcli" not in changed["diff"]["before"]
     assert lab.input_rules().count(jump) == 1
 
     gone = lab.module({"state": "absent"})
@@ -267,7 +389,7 @@ def test_scanner_user_agent_is_dropped_and_a_phone_gets_through(lab):
         finally:
             lines = received(server)
         assert lines == [f"{client} User-Agent: Linphone/5.0"], "the scanner's packet must never arrive"
-        assert lab.rule_packets("friendly-scanner", 4 if client == CLIENT4 else 6) >= 1
+        assert lab.rule_packets("--hex-string", 4 if client == CLIENT4 else 6) >= 1
 
 
 def test_a_blocked_source_is_dropped_even_with_an_established_conntrack_entry(lab):
@@ -316,15 +438,188 @@ def test_allowed_networks_and_trunks_restrict_sip(lab):
     assert [line.split()[0] for line in lines] == [CLIENT4, OTHER4]
 
 
-def test_rate_limit_puts_a_flooding_source_in_the_block_set(lab):
+def test_a_flood_is_limited_but_bans_nobody(lab):
+    # What 150 forged packets could do before: put any source in the block set for an hour.
     lab.module({"rate_limit": 5, "rate_burst": 5, "block_set_timeout": 60})
     server = lab.echo_server(SERVER4)
     try:
-        answered = lab.send(CLIENT4, PHONE, count=40)
+        flooded = lab.send(CLIENT4, PHONE, count=150, timeout=0.01)
+        time.sleep(1.5)  # the bucket refills; a source that was never banned gets through again
+        after = lab.send(CLIENT4, PHONE, sport=40001)
     finally:
         received(server)
-    assert answered < 40
-    assert CLIENT4 in lab.srv("ipset", "list", f"{lab.name}-block4")
+    assert flooded < 60, "the rate limit must bite"
+    assert after == 1
+    assert CLIENT4 not in lab.srv("ipset", "list", f"{lab.name}-block4")
+
+
+def test_ipv6_sources_are_limited_and_blocked_per_64(lab):
+    lab.module({"rate_limit": 5, "rate_burst": 10})
+    server = lab.echo_server(SERVER6)
+    try:
+        sent = lab.send_from_prefix("2001:2:99:0:1::", 2000, PHONE)
+    finally:
+        lines = received(server)
+    assert sent == 2000
+    # 2000 addresses of one /64 in well under a second: one bucket, so about the burst gets in.
+    assert 10 <= len(lines) < 60, len(lines)
+
+    lab.module({"rate_limit": 5, "rate_burst": 10, "block_addresses": ["2001:2:99:0:1::7"]})
+    server = lab.echo_server(SERVER6)
+    try:
+        time.sleep(2.5)  # past the rate limit's refill
+        assert lab.send(CLIENT6, PHONE) == 0, "another address of the blocked /64"
+    finally:
+        assert received(server) == []
+
+
+TIWARI = ("INVITE sip:100@198.18.99.1 SIP/2.0\r\nFrom: \"Rahul Tiwari\" <sip:rahul@trunk>;tag=9\r\n"
+          "Call-ID: a8SMAPq2x9\r\nUser-Agent: TrunkSwitch/2.1\r\n\r\n")
+SMAP_UA = "OPTIONS sip:100@198.18.99.1 SIP/2.0\r\nUser-Agent:smap 0.6\r\n\r\n"
+
+
+def test_scanner_names_elsewhere_in_a_message_pass_and_the_header_is_dropped(lab):
+    options = {"scanner_user_agents": ["iWar", "smap", "friendly-scanner"]}
+    lab.module(options)
+    server = lab.echo_server(SERVER4)
+    try:
+        assert lab.send(OTHER4, TIWARI) == 1, "iWar in Tiwari, SMAP in a Call-ID: ordinary traffic"
+        assert lab.send(OTHER4, SMAP_UA, sport=40001) == 0, "User-Agent:smap without a space"
+        assert lab.send(OTHER4, SCANNER.replace("User-Agent", "user-agent"), sport=40002) == 0
+    finally:
+        lines = received(server)
+    assert [line.split()[0] for line in lines] == [OTHER4]
+    # A trunk sending a scanner's name as its User-Agent is still a trunk.
+    lab.module({**options, "trunk_addresses": [OTHER4]})
+    server = lab.echo_server(SERVER4)
+    try:
+        assert lab.send(OTHER4, SMAP_UA, sport=40003) == 1
+    finally:
+        received(server)
+
+
+def test_one_tcp_connection_carries_every_call_with_a_scanner_name_inside(lab):
+    lab.module({"scanner_user_agents": ["iWar", "smap"], "trunk_addresses": [OTHER4],
+                "restrict_to_allowed": True})
+    calls = [TIWARI.replace("a8SMAPq2x9", f"call-{n}") for n in range(4)]
+    calls[1] = TIWARI  # the Call-ID with SMAP in it
+    got = lab.tcp_exchange(OTHER4, "".join(calls))
+    assert got.count("INVITE sip:") == 4, "no call behind a dropped segment may stall"
+
+
+def test_the_host_still_decides_what_the_layer_lets_pass(lab):
+    # A host policy DROP with its own accept for CLIENT4 only, and a fail2ban-style ban on OTHER4.
+    lab.srv("iptables", "-P", "INPUT", "DROP")
+    lab.srv("iptables", "-N", "f2b-sip")
+    lab.srv("iptables", "-A", "f2b-sip", "-s", OTHER4, "-j", "REJECT")
+    lab.srv("iptables", "-A", "f2b-sip", "-j", "RETURN")
+    lab.srv("iptables", "-A", "INPUT", "-j", "f2b-sip")
+    lab.srv("iptables", "-A", "INPUT", "-s", CLIENT4, "-p", "udp", "--dport", "5060", "-j", "ACCEPT")
+    server = lab.echo_server(SERVER4)
+    try:
+        # public: SIP open to the world as far as sipguard goes, the LAN (OTHER4's /24) trusted
+        lab.module({"allowed_networks": ["198.18.99.0/24"], "restrict_to_allowed": False,
+                    "scanner_user_agents": ["friendly-scanner"]})
+        assert lab.send(OTHER4, PHONE) == 0, "fail2ban's ban must still bite"
+        assert lab.send(CLIENT4, PHONE, sport=40001) == 1
+        lab.srv("iptables", "-D", "INPUT", "-s", CLIENT4, "-p", "udp", "--dport", "5060", "-j", "ACCEPT")
+        assert lab.send(CLIENT4, PHONE, sport=40002) == 0, "the host's DROP policy must still hold"
+        # Opening SIP where the host drops it is explicit, and fail2ban's ban still comes first.
+        lab.module({"allowed_networks": ["198.18.99.0/24"], "restrict_to_allowed": False,
+                    "scanner_user_agents": ["friendly-scanner"], "accept_sip": True})
+        assert lab.input_rules()[-1] == f"-A INPUT -j {lab.name}-ACCEPT"
+        assert lab.send(CLIENT4, PHONE, sport=40003) == 1
+        assert lab.send(OTHER4, PHONE, sport=40004) == 0
+    finally:
+        lines = received(server)
+        lab.srv("iptables", "-P", "INPUT", "ACCEPT")
+    assert [line.split()[0] for line in lines] == [CLIENT4, CLIENT4]
+
+
+def test_a_tool_inserting_above_the_jump_is_no_change_an_accept_above_is(lab):
+    lab.module({})
+    lab.srv("iptables", "-I", "INPUT", "1", "-j", "other-chain")  # what fail2ban does at start
+    assert not lab.module({})["changed"]
+    lab.srv("iptables", "-I", "INPUT", "1", "-p", "udp", "-j", "ACCEPT")
+    again = lab.module({})
+    assert again["changed"] and lab.input_rules()[0] == f"-A INPUT -j {lab.name}-INPUT"
+
+
+def test_a_lan_only_layer_with_nothing_to_allow_is_refused(lab):
+    before = lab.snapshot()
+    for options in ({"restrict_to_allowed": True}, {"restrict_to_allowed": True, "trunk_addresses": []}):
+        refused = lab.module(options, check_ok=False)
+        assert refused["failed"] and "both are empty" in refused["msg"]
+        assert "Traceback" not in refused["msg"]
+    assert lab.snapshot() == before
+
+
+def test_a_refusal_that_also_drops_a_version_leaves_everything_as_it_was(lab):
+    lab.module({"scanner_user_agents": ["friendly-scanner"], "block_set_timeout": 600})
+    lab.srv("ipset", "add", f"{lab.name}-block6", "2001:2:99::77")
+    before = lab.snapshot(), sets_without_countdown(lab.srv("ipset", "save"))
+    refused = lab.module({"ip_versions": [4], "log": True, "log_rate": "999999/second"}, check_ok=False)
+    assert refused["failed"] and "nothing was changed" in refused["msg"]
+    assert (lab.snapshot(), sets_without_countdown(lab.srv("ipset", "save"))) == before
+
+
+def test_no_lan_packet_is_lost_while_the_first_apply_goes_live(lab):
+    counter = subprocess.Popen(["ip", "netns", "exec", lab.server, sys.executable, "-c", COUNTER, SERVER4],
+                               stdout=subprocess.PIPE, text=True)
+    assert counter.stdout.readline().strip() == "ready"
+    stream = lab.stream(CLIENT4, PHONE, seconds=8)
+    try:
+        time.sleep(0.5)
+        lab.module({"allowed_networks": [f"{CLIENT4}/32"], "restrict_to_allowed": True})
+        sent = int(stream.communicate(timeout=30)[0])
+        time.sleep(0.3)
+    finally:
+        counter.terminate()
+        got = int(counter.communicate(timeout=10)[0])
+    assert sent > 500
+    assert got == sent, f"{sent - got} LAN packets lost while the layer went live"
+
+
+def test_a_pending_guard_refuses_an_unguarded_apply_and_a_late_confirm_fails(lab):
+    lab.module({"scanner_user_agents": ["sipvicious"]})
+    lab.module({"scanner_user_agents": ["sipcli"], "rollback_timeout": 10})
+    before_refusal = lab.snapshot()
+    refused = lab.module({"scanner_user_agents": ["sipsak"]}, check_ok=False)
+    assert refused["failed"] and "rollback guard" in refused["msg"]
+    assert lab.snapshot() == before_refusal
+    guard = f"/var/lib/sipguard/firewall/{lab.name}"
+    deadline = time.monotonic() + 30
+    while os.path.exists(guard) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    late = lab.module({"state": "confirmed"}, check_ok=False)
+    assert late["failed"] and "rolled back" in late["msg"]
+    assert user_agents(lab.srv("iptables-save")) == {"sipvicious"}
+    assert lab.module({"scanner_user_agents": ["sipsak"]})["changed"]
+    assert not lab.module({"state": "confirmed"})["changed"], "a new apply forgets the old rollback"
+
+
+def test_rollback_restores_the_block_sets_timeout_and_a_removed_versions_members(lab):
+    lab.module({"block_set_timeout": 600})
+    lab.srv("ipset", "add", f"{lab.name}-block6", "2001:2:99::77")
+    lab.module({"block_set_timeout": 60, "ip_versions": [4], "rollback_timeout": 6})
+    assert f"{lab.name}-block6" not in lab.srv("ipset", "list", "-n")
+    deadline = time.monotonic() + 20
+    while "timeout 60 " in lab.srv("ipset", "save", f"{lab.name}-block4") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    time.sleep(0.5)
+    assert "timeout 600" in lab.srv("ipset", "save", f"{lab.name}-block4")
+    assert "2001:2:99::" in lab.srv("ipset", "save", f"{lab.name}-block6")
+    assert not lab.module({"block_set_timeout": 600})["changed"]
+
+
+def test_a_chain_left_by_an_earlier_sipguard_is_removed(lab):
+    lab.module({})
+    ban = f"{lab.name}-BAN"
+    lab.srv("iptables", "-N", ban)
+    lab.srv("iptables", "-A", ban, "-j", "DROP")
+    again = lab.module({})
+    assert again["changed"] and ban not in lab.srv("iptables-save")
+    assert not lab.module({})["changed"]
 
 
 @pytest.mark.slow
@@ -345,7 +640,7 @@ def test_rollback_guard_restores_the_previous_state_unless_confirmed(lab):
     assert confirmed["changed"] and not confirmed["rollback_pending"]
     assert not sleepers(guard), "confirming must end the timer process"
     assert not os.path.exists(guard)
-    assert "sipcli" in lab.srv("iptables-save")
+    assert user_agents(lab.srv("iptables-save")) == {"sipcli"}
     assert not lab.module({"state": "confirmed"})["changed"]
 
 
@@ -416,7 +711,8 @@ def test_persistence_and_the_systemd_rollback_timer_in_a_container(container):
     options = {"scanner_user_agents": ["friendly-scanner"]}
     applied = module(options)
     assert applied["changed"] and not applied.get("warnings")
-    assert ct("systemctl", "is-enabled", "sipguard-firewall.service").strip() == "enabled"
+    for unit in ("sipguard-firewall-sets.service", "sipguard-firewall.service"):
+        assert ct("systemctl", "is-enabled", unit).strip() == "enabled"
 
     sh("podman", "restart", "-t", "2", container)  # a reboot: only the unit can bring the layer back
     wait_for_systemd(container)
@@ -431,12 +727,13 @@ def test_persistence_and_the_systemd_rollback_timer_in_a_container(container):
 
     guarded = module({"scanner_user_agents": ["sipcli"], "rollback_timeout": 8})
     assert guarded["rollback_pending"]
-    assert "sipcli" in ct("iptables-save")
-    assert "sipcli" not in ct("cat", "/etc/sipguard/firewall/sipguard.rules4"), "persisted only on confirm"
+    assert user_agents(ct("iptables-save")) == {"sipcli"}
+    assert user_agents(ct("cat", "/etc/sipguard/firewall/sipguard.rules4")) == {"friendly-scanner"}, \
+        "persisted only on confirm"
     deadline = time.monotonic() + 30
-    while "sipcli" in ct("iptables-save") and time.monotonic() < deadline:
+    while "sipcli" in user_agents(ct("iptables-save")) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert "sipcli" not in ct("iptables-save") and "friendly-scanner" in ct("iptables-save")
+    assert user_agents(ct("iptables-save")) == {"friendly-scanner"}
     assert not module(options)["changed"]
 
     assert module({"state": "absent"})["changed"]
