@@ -20,6 +20,15 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z").match
 MAX_CSEQ = 2**31 - 1
 
 
+def number(text: str) -> int | None:
+    """The value of a run of ASCII digits; None for anything else.
+
+    str.isdigit() accepts '¹' and '٣', which int() then refuses or reads as a digit: a SIP number
+    (RFC 3261 §25.1 DIGIT) is ASCII only.
+    """
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 class ParseError(Exception):
     """The message is not acceptable; `status`/`reason` say how to answer (RFC 4475 mapping).
 
@@ -121,9 +130,9 @@ def quick_parse(data: bytes) -> Request | None:
         len(cseq) != 1
         or len(call_id) != 1
         or cseq[0].partition(" ")[2].strip() != method
-        or not via_sent_by(split_top_via(via[0])[0])[0]
+        or not _via_ok(split_top_via(via[0])[0])
     ):
-        return None
+        return None  # the full parser says what is wrong
     return Request(method, pieces[1], "SIP/2.0", headers, b"")
 
 
@@ -217,13 +226,20 @@ def parse_request(data: bytes, datagram: bool = True) -> Request:
         raise ParseError(400, "Bad Request Line", answerable)
     if answerable is None:
         raise ParseError(400, "Missing Mandatory Header", None)
-    if not via_sent_by(split_top_via(headers["via"][0])[0])[0]:
-        raise ParseError(400, "Bad Via", None)  # nowhere sensible to send an answer: drop
+    _check_via(request)
     if bad_header or missing_blank_line:
         raise ParseError(400, "Malformed Header", request)
     request.body = _body(request, body, datagram)
     _check_headers(request)
     return request
+
+
+def _check_via(request: Request) -> None:
+    host, port = _sent_by(split_top_via(request.headers["via"][0])[0])
+    if not host:
+        raise ParseError(400, "Bad Via", None)  # nowhere sensible to send an answer: drop
+    if port is not None and _port(port) is None:
+        raise ParseError(400, "Bad Via Port", request)  # the answer goes to the source address
 
 
 def _body(request: Request, body: bytes, datagram: bool) -> bytes:
@@ -232,10 +248,9 @@ def _body(request: Request, body: bytes, datagram: bool) -> bytes:
         return body if datagram else b""
     if len(lengths) > 1:
         raise ParseError(400, "Conflicting Content-Length", request)
-    text = lengths.pop()
-    if not text.isdigit():
+    length = number(lengths.pop())
+    if length is None:
         raise ParseError(400, "Bad Content-Length", request)
-    length = int(text)
     if length > len(body):
         # §18.3: a datagram that ends before its declared body is an error.
         raise ParseError(400, "Content-Length Too Large", request)
@@ -245,15 +260,16 @@ def _body(request: Request, body: bytes, datagram: bool) -> bytes:
 def _check_headers(request: Request) -> None:
     cseq_number, _, cseq_method = request.get("cseq").partition(" ")
     cseq_method = cseq_method.strip()
-    if not cseq_number.isdigit() or int(cseq_number) > MAX_CSEQ or not _is_token(cseq_method):
+    cseq = number(cseq_number)
+    if cseq is None or cseq > MAX_CSEQ or not _is_token(cseq_method):
         raise ParseError(400, "Bad CSeq", request)
     if cseq_method != request.method:
         raise ParseError(400, "CSeq Method Mismatch", request)
     for name in ("call-id", "from", "to", "cseq"):
         if len(request.headers[name]) != 1 or not request.headers[name][0]:
             raise ParseError(400, f"Bad {name.title()} Header", request)
-    forwards = request.get("max-forwards", "70")
-    if not forwards.isdigit() or int(forwards) > 255:
+    forwards = number(request.get("max-forwards", "70"))
+    if forwards is None or forwards > 255:
         raise ParseError(400, "Bad Max-Forwards", request)
     if _uri_of(request.get("from")) is None or _uri_of(request.get("to")) is None:
         raise ParseError(400, "Bad From/To URI", request)
@@ -321,18 +337,34 @@ def split_top_via(via_line: str) -> tuple[str, str]:
     return via_line.strip(), ""
 
 
-def via_sent_by(top_via: str) -> tuple[str, int | None]:
-    """(host, port or None) of the sent-by part of a Via value."""
+def _sent_by(top_via: str) -> tuple[str, str | None]:
+    """(host, port as written or None when absent) of the sent-by part of a Via value."""
     parts = top_via.split(";", 1)[0].split(None, 1)
     if len(parts) != 2:
         return "", None  # no sent-by: parse_request refuses such a Via, this is only a safety net
     sent_by = parts[1].strip()
     if sent_by.startswith("["):
         host, _, rest = sent_by[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = sent_by.partition(":")
-    return host, int(port) if port.strip().isdigit() and 0 < int(port) < 65536 else None
+        return host, rest[1:].strip() if rest.startswith(":") else None
+    host, colon, port = sent_by.partition(":")
+    return host, port.strip() if colon else None
+
+
+def _port(text: str | None) -> int | None:
+    port = number(text) if text is not None else None
+    return port if port is not None and 0 < port < 65536 else None
+
+
+def _via_ok(top_via: str) -> bool:
+    """A sent-by host, and a port that is absent or a number in 1-65535."""
+    host, port = _sent_by(top_via)
+    return bool(host) and (port is None or _port(port) is not None)
+
+
+def via_sent_by(top_via: str) -> tuple[str, int | None]:
+    """(host, port or None) of the sent-by part of a Via value."""
+    host, port = _sent_by(top_via)
+    return host, _port(port)
 
 
 def route_via(top_via: str, src_ip: str, src_port: int) -> tuple[str, int]:
