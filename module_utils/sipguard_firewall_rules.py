@@ -339,7 +339,10 @@ def render_rules(spec, version):
     # The User-Agent header only, and only on UDP: one datagram is one message, while a
     # dropped TCP segment would be retransmitted and stall the connection (the responder
     # drops scanners on TCP itself).
-    if "udp" in spec.protocols:
+    if "udp" in spec.protocols and spec.scanner_user_agents:
+        # A rule that only uses conntrack (no target): it makes the kernel reassemble fragments
+        # before this table, so a User-Agent in a second fragment is seen like any other.
+        lines.append(f"-A {sip} -p udp -m conntrack ! --ctstate INVALID")
         for ua in spec.scanner_user_agents:
             for space in (True, False):
                 match = f'-p udp -m string --hex-string "{ua_hex(ua, space)}" --algo bm --icase '

@@ -498,6 +498,21 @@ def test_scanner_names_elsewhere_in_a_message_pass_and_the_header_is_dropped(lab
         received(server)
 
 
+def test_a_scanner_user_agent_in_a_second_fragment_is_dropped_too(lab):
+    # No conntrack rule of the host's own: the layer must make the kernel reassemble by itself.
+    for tool in ("iptables", "ip6tables"):
+        lab.srv(tool, "-D", "INPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+    lab.module({"scanner_user_agents": ["friendly-scanner"]})
+    padded = SCANNER.replace("User-Agent", "X-Pad: " + "a" * 3000 + "\r\nUser-Agent")
+    for address, client in ((SERVER4, CLIENT4), (SERVER6, CLIENT6)):
+        server = lab.echo_server(address)
+        try:
+            assert lab.send(client, padded) == 0
+            assert lab.send(client, padded.replace("friendly-scanner", "Linphone/5.0"), sport=40001) == 1
+        finally:
+            assert [line.split()[0] for line in received(server)] == [client]
+
+
 def test_one_tcp_connection_carries_every_call_with_a_scanner_name_inside(lab):
     lab.module({"scanner_user_agents": ["iWar", "smap"], "trunk_addresses": [OTHER4],
                 "restrict_to_allowed": True})

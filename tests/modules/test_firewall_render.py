@@ -111,6 +111,7 @@ def test_every_sip_port_is_jumped_exactly_once_per_protocol(ports):
 def test_scanner_rules_match_the_user_agent_header_on_udp_after_the_trusted_sources():
     lines = sip_rules(scanner_user_agents=["friendly-scanner", "sip cli", "Friendly-Scanner"])
     assert lines[0] == "-m set --match-set sipguard-allow4 src -j RETURN"
+    assert lines[2] == "-p udp -m conntrack ! --ctstate INVALID"
     ua = [line for line in lines if "--hex-string" in line]
     assert ua == [f'-p udp -m string --hex-string "{ua_hex(name, space)}" --algo bm --icase -j DROP'
                   for name in ("friendly-scanner", "sip cli") for space in (True, False)]
@@ -131,11 +132,12 @@ def test_log_adds_a_rate_limited_log_rule_before_each_drop():
     assert lines[1] == (
         '-m set --match-set sipguard-block4 src -m limit --limit 2/sec -j LOG --log-prefix "sg: block "'
     )
-    assert lines[3] == (
+    assert lines[3] == "-p udp -m conntrack ! --ctstate INVALID"  # only so fragments get reassembled
+    assert lines[4] == (
         f'-p udp -m string --hex-string "{ua_hex("sipvicious", True)}" --algo bm --icase '
         '-m limit --limit 2/sec -j LOG --log-prefix "sg: ua "'
     )
-    assert lines[4].endswith("-j DROP")
+    assert lines[5].endswith("-j DROP")
     assert lines[-2] == '-m limit --limit 2/sec -j LOG --log-prefix "sg: deny "'
     assert not [line for line in sip_rules(scanner_user_agents=["sipvicious"]) if "LOG" in line]
 
