@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="processes reading the UDP sockets (default 1; see docs/responder.md)")
     check = commands.add_parser("check-config", help="validate the three files; exit 0 when valid")
     _config_options(check)
+    check.add_argument("--strict", action="store_true",
+                       help="an unknown softswitch.conf key is an error, not a warning (for a file that "
+                       "holds only sipguard's keys)")
     stats = commands.add_parser("stats", help="print the running responder's counters")
     _control_option(stats)
     stats.add_argument("--json", action="store_true", help="print JSON instead of NAME VALUE lines")
@@ -69,9 +72,9 @@ def _control(args: argparse.Namespace, line: str) -> dict | None:
         return None
 
 
-def _check_config(paths: tuple[str, str, str]) -> int:
+def _check_config(paths: tuple[str, str, str], strict: bool = False) -> int:
     try:
-        cfg = config_mod.load(*paths)
+        cfg = config_mod.load(*paths, strict=strict)
     except config_mod.ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = (getattr(args, "softswitch", ""), getattr(args, "endpoints", ""), args.config)
     if args.command == "check-config":
-        return _check_config(paths)
+        return _check_config(paths, args.strict)
     if args.command == "run":
         return _run(args, paths)
     if args.command == "stats":

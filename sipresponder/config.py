@@ -11,6 +11,7 @@ one clear line per problem. Passwords never appear in a message.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,34 +79,129 @@ _SOFTSWITCH_KEYS = {
 }
 
 
-def parse_softswitch(text: str, origin: str = "softswitch.conf") -> tuple[Softswitch, list[str]]:
-    """Parse KEY=VALUE text; return (settings, warnings) or raise ConfigError."""
+def _near_miss(key: str) -> str | None:
+    """The known key that `key` is a slip of (case, one or two letters, e.g. S for Z), if any.
+
+    A real VOS3000 file has hundreds of keys we do not know, so only a key within a small edit
+    distance of one of ours counts: within one edit for short keys, two for long ones.
+    """
+    upper = key.upper()
+    for known in _SOFTSWITCH_KEYS:
+        if upper == known:
+            return known
+        allowed = 1 if len(known) <= 12 else 2
+        if abs(len(upper) - len(known)) <= allowed and _edit_distance(upper, known, allowed) <= allowed:
+            return known
+    return None
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance with adjacent transpositions; anything above `limit` is reported as limit + 1."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            cost = 0 if char_a == char_b else 1
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                value = min(value, previous2[j - 2] + 1)
+            current.append(value)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _unquote(value: str) -> str | None:
+    """A value without its quotes; None when a quote is unbalanced (`"Off`, `Off'`, `"Off'`)."""
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        if len(value) < 2 or value[-1] != quote or quote in value[1:-1]:
+            return None
+        return value[1:-1]
+    if value[-1:] in ("'", '"'):
+        return None
+    return value
+
+
+def parse_softswitch(
+    text: str, origin: str = "softswitch.conf", strict: bool = False
+) -> tuple[Softswitch, list[str]]:
+    """Parse KEY=VALUE text; return (settings, warnings) or raise ConfigError.
+
+    A key we do not know is a warning (a real VOS3000 file has hundreds), unless `strict` (a file
+    sipguard manages holds only ours) or it is a near miss of one of ours: `SS_REPLY_UNAUTHORISED=Off`
+    must not leave the responder answering strangers. A key given twice is an error (which one
+    would win is a guess), and so is an unbalanced quote.
+    """
     values: dict[str, object] = {}
+    seen: dict[str, int] = {}
     problems: list[str] = []
     warnings: list[str] = []
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors save
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
         key = key.strip()
-        value = value.strip().strip('"').strip("'")
         if not sep or not key:
             problems.append(f"{origin}:{number}: expected KEY=VALUE")
             continue
+        unquoted = _unquote(value.strip())
         if key not in _SOFTSWITCH_KEYS:
-            # A real VOS3000 file has hundreds of keys; they are not ours to judge.
-            warnings.append(f"{origin}:{number}: unknown key {key} ignored")
+            known = _near_miss(key)
+            if known is not None:
+                problems.append(f"{origin}:{number}: unknown key {key}: did you mean {known}?")
+            elif strict:
+                problems.append(f"{origin}:{number}: unknown key {key} (--strict: this file holds only "
+                                f"{', '.join(_SOFTSWITCH_KEYS)})")
+            else:
+                # A real VOS3000 file has hundreds of keys; they are not ours to judge.
+                warnings.append(f"{origin}:{number}: unknown key {key} ignored")
             continue
+        if key in seen:
+            problems.append(f"{origin}:{number}: {key} is set again (first on line {seen[key]}); set it once")
+            continue
+        seen[key] = number
         name, parser, valid = _SOFTSWITCH_KEYS[key]
-        parsed = parser(value)
+        if unquoted is None:
+            problems.append(f"{origin}:{number}: {key}: unbalanced quote in {value.strip()!r}")
+            continue
+        parsed = parser(unquoted)
         if parsed is None:
-            problems.append(f"{origin}:{number}: {key}={value!r} is invalid, expected {valid}")
+            problems.append(f"{origin}:{number}: {key}={unquoted!r} is invalid, expected {valid}")
             continue
         values[name] = parsed
     if problems:
         raise ConfigError(problems)
     return Softswitch(**values), warnings
+
+
+def decode_softswitch(data: bytes, origin: str) -> str:
+    """softswitch.conf as text. A VOS3000 file may carry comments in another encoding (GBK, Latin-1):
+    a comment line that is not UTF-8 is blanked (line numbers are kept); any other such line is an
+    error naming it.
+    """
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lines, problems = [], []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            if raw.strip().startswith(b"#"):
+                lines.append("")
+            else:
+                problems.append(f"{origin}:{number}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                                "only a comment line may be in another encoding")
+    if problems:
+        raise ConfigError(problems)
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- endpoints.toml
@@ -140,12 +236,22 @@ def _network(value: object, where: str, problems: list[str]) -> Network | None:
         return None
 
 
-def _networks(values: object, where: str, problems: list[str]) -> tuple[Network, ...]:
+def _networks(values: object, where: str, problems: list[str], everything: str) -> tuple[Network, ...]:
+    """A list of networks; `everything` says why 0.0.0.0/0 or ::/0 is refused here."""
     if not isinstance(values, list):
         problems.append(f"{where}: must be a list of addresses or networks")
         return ()
-    found = (_network(value, where, problems) for value in values)
-    return tuple(net for net in found if net is not None)
+    found = [net for net in (_network(value, where, problems) for value in values) if net is not None]
+    for net in found:
+        if net.prefixlen == 0:
+            problems.append(f"{where}: {net} is every address; {everything}")
+    return tuple(found)
+
+
+# Why a /0 is refused, per place (0.0.0.0/0 and ::/0 are almost always a slip or a test setting left in).
+_ANY_ACCOUNT = 'write networks = ["any"] if an account may really register from anywhere'
+_ANY_LAN = 'lan_networks is where accounts register from; use networks = ["any"] on the accounts that need it'
+_ANY_GATEWAY = "a gateway is trusted by address (INVITEs without digest): list the trunk's own addresses"
 
 
 def _unknown_keys(table: dict, allowed: set[str], where: str, problems: list[str]) -> None:
@@ -181,7 +287,7 @@ def _account(entry: object, where: str, lan: tuple[Network, ...], problems: list
         if raw == ["any"]:
             anywhere, networks = True, ()
         else:
-            networks = _networks(raw, f"{where} networks", problems)
+            networks = _networks(raw, f"{where} networks", problems, _ANY_ACCOUNT)
     else:
         networks = lan
         if not lan:
@@ -198,12 +304,12 @@ def _account(entry: object, where: str, lan: tuple[Network, ...], problems: list
 
 def parse_endpoints(text: str, origin: str = "endpoints.toml") -> Endpoints:
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{origin}: not valid TOML: {exc}"]) from None
     problems: list[str] = []
     _unknown_keys(data, {"lan_networks", "account", "gateway"}, origin, problems)
-    lan = _networks(data.get("lan_networks", []), f"{origin} lan_networks", problems)
+    lan = _networks(data.get("lan_networks", []), f"{origin} lan_networks", problems, _ANY_LAN)
     accounts: dict[str, Account] = {}
     for index, entry in enumerate(_list_of_tables(data, "account", origin, problems)):
         account = _account(entry, f"{origin} account #{index + 1}", lan, problems)
@@ -224,10 +330,12 @@ def parse_endpoints(text: str, origin: str = "endpoints.toml") -> Endpoints:
         if not isinstance(name, str) or not name:
             problems.append(f"{where}: name must be a non-empty string")
             continue
-        if "addresses" not in entry:
-            problems.append(f"{where} ({name}): needs addresses")
+        if not entry.get("addresses"):
+            # An empty list would make a gateway that matches nothing: surely not what was meant.
+            problems.append(f"{where} ({name}): needs addresses (at least one)")
         names.append(name)
-        gateway_nets.extend(_networks(entry.get("addresses", []), f"{where} ({name}) addresses", problems))
+        gateway_nets.extend(_networks(entry.get("addresses", []), f"{where} ({name}) addresses", problems,
+                                      _ANY_GATEWAY))
     if problems:
         raise ConfigError(problems)
     return Endpoints(lan, accounts, tuple(gateway_nets), tuple(names))
@@ -259,7 +367,7 @@ _RESPONDER_SCHEMA: dict[str, dict[str, tuple[object, tuple[type, str]]]] = {
         "addresses": (["0.0.0.0", "::"], _list),  # noqa: S104 - a SIP server listens publicly
         "transports": (["udp", "tcp"], _list),
     },
-    "auth": {"realm": ("sipguard", _str), "algorithms": (["SHA-256", "MD5"], _list),
+    "auth": {"realm": ("sipguard", _str), "algorithms": (["MD5"], _list),
              "nonce_lifetime": (300, _int)},
     "limits": {"max_message_bytes": (8192, _int), "tcp_max_connections": (256, _int),
                "tcp_idle_seconds": (30, _int), "rate_per_source": (50, _int), "rate_burst": (100, _int),
@@ -328,6 +436,18 @@ def _check_value(section: str, key: str, value: object, kind: tuple[type, str], 
             problems.append(f"{where}: {value} is out of range {low}-{high}")
 
 
+# ipset's own limit is 31 bytes; the name is passed to `ipset add` as an argument, so no leading "-".
+_IPSET_NAME = re.compile(r"[A-Za-z0-9_.:][A-Za-z0-9_.:-]{0,30}")
+
+
+def _check_ipsets(values: dict[str, object], problems: list[str]) -> None:
+    for key in ("blocking_ipset4", "blocking_ipset6"):
+        name = values[key]
+        if name and not _IPSET_NAME.fullmatch(name):
+            problems.append(f"[{key.replace('_', '] ', 1)}: {name!r} is not an ipset name (1-31 of "
+                            "A-Z a-z 0-9 _ . : -, not starting with -)")
+
+
 def _check_semantics(values: dict[str, object], problems: list[str]) -> None:
     for address in values["listen_addresses"]:
         try:
@@ -343,8 +463,12 @@ def _check_semantics(values: dict[str, object], problems: list[str]) -> None:
     if not algorithms or set(algorithms) - {"MD5", "SHA-256"}:
         problems.append('[auth] algorithms: choose from "SHA-256" and "MD5"')
     realm = values["auth_realm"]
-    if not realm or '"' in realm or "\\" in realm:
-        problems.append("[auth] realm: must be non-empty, without quotes or backslashes")
+    # The realm goes into every challenge as a quoted string: a quote, backslash or line break in it
+    # would end that string or the header line (header injection into every 401).
+    if not realm or '"' in realm or "\\" in realm or not realm.isprintable():
+        problems.append("[auth] realm: must be non-empty, one line, without quotes, backslashes or "
+                        "control characters")
+    _check_ipsets(values, problems)
     listen = values["stats_prometheus_listen"]
     if listen:
         host, _, port = listen.rpartition(":")
@@ -362,7 +486,7 @@ def _check_semantics(values: dict[str, object], problems: list[str]) -> None:
 
 def parse_settings(text: str, origin: str = "responder.toml") -> Settings:
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{origin}: not valid TOML: {exc}"]) from None
     problems: list[str] = []
@@ -396,27 +520,40 @@ class Config:
     warnings: tuple[str, ...] = ()
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> bytes:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.__class__.__name__}"]) from None
 
 
-def load(softswitch_path: str, endpoints_path: str, settings_path: str) -> Config:
-    """Load and validate all three files, reporting the problems of every file at once."""
+def _decode_toml(data: bytes, origin: str) -> str:
+    """TOML must be UTF-8 (a comment too): the error names the line rather than rejecting the file blind."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{origin}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
+                           "TOML files must be UTF-8 throughout, comments included"]) from None
+
+
+def load(softswitch_path: str, endpoints_path: str, settings_path: str, strict: bool = False) -> Config:
+    """Load and validate all three files, reporting the problems of every file at once.
+
+    strict: an unknown softswitch.conf key is an error, not a warning (for a file sipguard manages).
+    """
     problems: list[str] = []
     results: list[object] = []
     warnings: list[str] = []
-    for path, parser in (
-        (softswitch_path, parse_softswitch),
-        (endpoints_path, parse_endpoints),
-        (settings_path, parse_settings),
+    for path, parser, decode in (
+        (softswitch_path, lambda text, origin: parse_softswitch(text, origin, strict), decode_softswitch),
+        (endpoints_path, parse_endpoints, _decode_toml),
+        (settings_path, parse_settings, _decode_toml),
     ):
         try:
-            results.append(parser(_read(path), path))
+            results.append(parser(decode(_read(path), path), path))
         except ConfigError as exc:
             problems.extend(exc.problems)
             results.append(None)
