@@ -74,6 +74,9 @@ class Helper:
         self.parent = parent
         self.forward_all = core.trace_on
         self.inbox = Inbox(channel, 1 << 20)
+        # A helper reports only what it counted itself: forked at a reload, it holds a copy of the main
+        # process's counters, which the main process adds to the helpers' reports already.
+        core.stats.counts = dict.fromkeys(core.stats.counts, 0)
         core.trace_on = False  # the main process writes the trace; while it is on, everything goes there
 
     def run(self) -> None:
@@ -99,9 +102,13 @@ class Helper:
             if now >= next_report:
                 next_report = now + 1.0
                 if os.getppid() != self.parent:
-                    break  # the main process is gone
-                with contextlib.suppress(OSError):
-                    self.channel.send(json.dumps({"stats": self.core.stats.counts}).encode())
+                    return  # the main process is gone
+                self.report()
+        self.report()  # stopped (a reload): the last second's counts are not lost
+
+    def report(self) -> None:
+        with contextlib.suppress(OSError):
+            self.channel.send(json.dumps({"stats": self.core.stats.counts}).encode())
 
     def on_udp(self, index: int, sock: socket.socket) -> None:
         core = self.core
@@ -208,15 +215,18 @@ class Pool:
             server.selector.register(mine, selectors.EVENT_READ, self.on_channel)
 
     def stop(self) -> None:
-        for pid, channel in self.children.items():
+        for pid in self.children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        for pid, channel in self.children.items():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            for _ in range(64):  # what it forwarded last, and its final counters
+                if self.on_channel(channel):
+                    break
             with contextlib.suppress(KeyError, ValueError):
                 self.server.selector.unregister(channel)
             channel.close()
-        for pid in self.children:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
         self.children.clear()
         self.inboxes.clear()
         self.retired = self.totals()
@@ -227,7 +237,8 @@ class Pool:
         self.stop()
         self.start()
 
-    def on_channel(self, channel: socket.socket) -> None:
+    def on_channel(self, channel: socket.socket) -> bool:
+        """Handle what a helper sent; True when nothing is left waiting."""
         server = self.server
         handle = server.core.handle
         now = time.time()
@@ -236,7 +247,7 @@ class Pool:
             try:
                 message = receive()
             except (BlockingIOError, InterruptedError, OSError):
-                break
+                return True
             if message.startswith(b"{"):
                 pid = next((p for p, c in self.children.items() if c is channel), 0)
                 with contextlib.suppress(ValueError):
@@ -255,6 +266,7 @@ class Pool:
             if actions:
                 self.sync()  # before the answer goes out (see Server.on_udp)
                 server.carry_out(actions, sock, address, None)
+        return False
 
     def broadcast(self, message: dict) -> None:
         data = json.dumps(message).encode()
