@@ -371,7 +371,8 @@ _RESPONDER_SCHEMA: dict[str, dict[str, tuple[object, tuple[type, str]]]] = {
              "nonce_lifetime": (300, _int)},
     "limits": {"max_message_bytes": (8192, _int), "tcp_max_connections": (256, _int),
                "tcp_idle_seconds": (30, _int), "rate_per_source": (50, _int), "rate_burst": (100, _int),
-               "max_tracked_sources": (65536, _int)},
+               "max_tracked_sources": (65536, _int), "tcp_max_per_source": (16, _int),
+               "tcp_max_per_gateway": (128, _int), "tcp_first_message_seconds": (10, _int)},
     "scanner": {"user_agents": (list(DEFAULT_SCANNERS), _list)},
     "trace": {"enabled": (False, _bool), "path": ("/var/log/sipresponder/trace.jsonl", _str)},
     "stats": {"prometheus_listen": ("127.0.0.1:9260", _str),
@@ -387,6 +388,9 @@ _RANGES = {
     ("limits", "max_message_bytes"): (1024, 65535),
     ("limits", "tcp_max_connections"): (1, 100000),
     ("limits", "tcp_idle_seconds"): (1, 3600),
+    ("limits", "tcp_max_per_source"): (1, 100000),
+    ("limits", "tcp_max_per_gateway"): (1, 100000),
+    ("limits", "tcp_first_message_seconds"): (1, 3600),
     ("limits", "rate_per_source"): (0, 100000),
     ("limits", "rate_burst"): (1, 1000000),
     ("limits", "max_tracked_sources"): (16, 10000000),
@@ -409,6 +413,9 @@ class Settings:
     limits_rate_per_source: int
     limits_rate_burst: int
     limits_max_tracked_sources: int
+    limits_tcp_max_per_source: int
+    limits_tcp_max_per_gateway: int
+    limits_tcp_first_message_seconds: int
     scanner_user_agents: tuple[str, ...]
     trace_enabled: bool
     trace_path: str
