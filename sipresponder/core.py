@@ -191,6 +191,8 @@ class Core:
             status = out[0][1][8:11].decode() if out and out[0][0] == "send" else ""
             out.append(("trace", self._event(now, address, port, transport, request.method,
                                              request.user_agent, action, kind, status)))
+        if kind == policy.UNKNOWN and transport == "tcp":
+            out.append(("close",))  # a stranger's connection carries its one 401/403, no more
         return out
 
     # ------------------------------------------------------------------ replies
@@ -372,6 +374,8 @@ class Core:
         gauges = self.stats.gauges
         gauges["bindings"] = self.registrar.count()
         gauges["suspended_sources"] = self.suspensions.active(now)
-        gauges["tracked_sources"] = len(self.rate.table) + len(self.suspensions.failures)
+        # Each per-source table is capped at max_tracked_sources; the gauge is the fullest one.
+        tables = (self.rate.table, self.suspensions.failures, self.suspensions.until)
+        gauges["tracked_sources"] = max(len(table) for table in tables)
         gauges["uptime_seconds"] = round(now - self.started, 1)
         gauges["trace_enabled"] = int(self.trace_on)
