@@ -514,8 +514,7 @@ def test_a_scanner_user_agent_in_a_second_fragment_is_dropped_too(lab):
 
 
 def test_one_tcp_connection_carries_every_call_with_a_scanner_name_inside(lab):
-    lab.module({"scanner_user_agents": ["iWar", "smap"], "trunk_addresses": [OTHER4],
-                "restrict_to_allowed": True})
+    lab.module({"scanner_user_agents": ["iWar", "smap"], "allowed_networks": [OTHER4]})
     calls = [TIWARI.replace("a8SMAPq2x9", f"call-{n}") for n in range(4)]
     calls[1] = TIWARI  # the Call-ID with SMAP in it
     got = lab.tcp_exchange(OTHER4, "".join(calls))
@@ -532,9 +531,8 @@ def test_the_host_still_decides_what_the_layer_lets_pass(lab):
     lab.srv("iptables", "-A", "INPUT", "-s", CLIENT4, "-p", "udp", "--dport", "5060", "-j", "ACCEPT")
     server = lab.echo_server(SERVER4)
     try:
-        # public: SIP open to the world as far as sipguard goes, the LAN (OTHER4's /24) trusted
-        lab.module({"allowed_networks": ["198.18.99.0/24"], "restrict_to_allowed": False,
-                    "scanner_user_agents": ["friendly-scanner"]})
+        # public: SIP open to the world as far as sipguard goes
+        lab.module({"scanner_user_agents": ["friendly-scanner"]})
         assert lab.send(OTHER4, PHONE) == 0, "fail2ban's ban must still bite"
         assert lab.send(CLIENT4, PHONE, sport=40001) == 1
         lab.srv("iptables", "-D", "INPUT", "-s", CLIENT4, "-p", "udp", "--dport", "5060", "-j", "ACCEPT")
@@ -585,7 +583,7 @@ def test_no_lan_packet_is_lost_while_the_first_apply_goes_live(lab):
     stream = lab.stream(CLIENT4, PHONE, seconds=8)
     try:
         time.sleep(0.5)
-        lab.module({"allowed_networks": [f"{CLIENT4}/32"], "restrict_to_allowed": True})
+        lab.module({"allowed_networks": [f"{CLIENT4}/32"]})  # restricted to the LAN
         sent = int(stream.communicate(timeout=30)[0])
         time.sleep(0.3)
     finally:
