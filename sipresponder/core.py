@@ -14,7 +14,7 @@ import re
 from sipresponder import policy
 from sipresponder.config import Config
 from sipresponder.digest import FAIL, FOREIGN, OK, STALE, Authenticator, Credentials
-from sipresponder.limits import BoundedTable, RateLimiter, Suspensions
+from sipresponder.limits import AccountGuard, BoundedTable, RateLimiter, Suspensions, failure_key
 from sipresponder.message import (
     NotARequest,
     ParseError,
@@ -71,6 +71,8 @@ class Core:
         self.registrar = Registrar(config.softswitch.register_replace, config.softswitch.endpoint_expire)
         soft = config.softswitch
         self.suspensions = Suspensions(soft.max_retry, soft.failed_suspend, capacity)
+        self.account_guard = AccountGuard(soft.max_retry, soft.failed_suspend, capacity)
+        self.trusted: dict[str, tuple[str, ...]] = {}  # account -> last sources it authenticated from
         self.rate = RateLimiter(settings.limits_rate_per_source, settings.limits_rate_burst, capacity)
         self.auth = Authenticator(secret, settings.auth_realm, settings.auth_algorithms,
                                   settings.auth_nonce_lifetime, capacity)
@@ -88,6 +90,7 @@ class Core:
         self.challenge_header = "WWW-Authenticate" if soft.challenge_mode == 401 else "Proxy-Authenticate"
         self.registrar.configure(soft.register_replace, soft.endpoint_expire)
         self.suspensions.configure(soft.max_retry, soft.failed_suspend)
+        self.account_guard.configure(soft.max_retry, soft.failed_suspend)
         self.rate.rate, self.rate.burst = settings.limits_rate_per_source, settings.limits_rate_burst
         self.auth.realm, self.auth.algorithms = settings.auth_realm, settings.auth_algorithms
         self.auth.lifetime = settings.auth_nonce_lifetime
@@ -110,9 +113,13 @@ class Core:
     def _in_account_network(self, address: str) -> bool:
         return self.account_anywhere or address in self.all_account_networks
 
+    def _suspended(self, address: str, now: float) -> bool:
+        # An IPv6 /64 is suspended as one (limits.failure_key); a gateway inside it never is.
+        return self.suspensions.is_suspended(address, now) and address not in self.gateways
+
     def accept_tcp(self, address: str, now: float) -> bool:
         """Whether to keep a new TCP connection: in Off mode strangers are closed unread."""
-        if self.suspensions.is_suspended(address, now):
+        if self._suspended(address, now):
             return False
         return self.reply_unauthorized or self._source_kind(address, "REGISTER") != policy.UNKNOWN
 
@@ -149,7 +156,7 @@ class Core:
         if len(data) > self.max_bytes:
             counts["dropped_oversize"] += 1
             return self._dropped(data, address, port, transport, now, "oversize")
-        if self.suspensions.is_suspended(address, now):
+        if self._suspended(address, now):
             counts["dropped_suspended"] += 1
             return self._dropped(data, address, port, transport, now, policy.SUSPENDED)
         if stranger:
@@ -213,8 +220,10 @@ class Core:
                                         address, port, extra, self.server)
         return ("send", data, udp_port)
 
-    def _challenge(self, request: Request, address: str, port: int, now: float, stale: bool = False):
-        extra = [(self.challenge_header, value) for value in self.auth.challenges(now, address, stale)]
+    def _challenge(self, request: Request, address: str, port: int, now: float, stale: bool = False,
+                   stranger: bool = False):  # fmt: skip
+        values = self.auth.challenges(now, address, stale, stranger)
+        extra = [(self.challenge_header, value) for value in values]
         return self._reply(request, self.challenge_status, address, port, extra)
 
     def _fail(self, address: str, now: float, out: list) -> None:
@@ -229,14 +238,15 @@ class Core:
             return
         if self.suspensions.fail(address, now):
             self.stats.counts["suspensions"] += 1
-            out.append(("block", address, self.suspensions.suspend_seconds))
+            # The address itself, or its IPv6 /64 as the /64's first address (see limits.failure_key).
+            out.append(("block", failure_key(address), self.suspensions.suspend_seconds))
 
     def _challenge_unknown(self, request: Request, address: str, port: int, now: float):
         # Identical to a real account's challenge (stale=true included); credentials from a stranger can
         # never succeed, and count as a failure only when they answer a nonce we sent to this address.
         creds = self._credentials(request)
         state = self.auth.nonce_state(creds.nonce, now, address) if creds is not None else ""
-        out = [self._challenge(request, address, port, now, stale=state in (STALE, FOREIGN))]
+        out = [self._challenge(request, address, port, now, stale=state in (STALE, FOREIGN), stranger=True)]
         if state == OK:
             self._fail(address, now, out)
         return out
@@ -302,16 +312,46 @@ class Core:
             account = None  # not allowed from here: fails exactly like a missing account
         if request.method == "REGISTER" and uri_user(request.get("to")) != creds.username:
             account = None
+        name = creds.username
+        trusted = self._trusted_for(name, address, now)
+        if not trusted and not self.account_guard.allows(name, now):
+            # Too many failures for this name lately: not checked at all, answered like a wrong
+            # password (so nothing tells the guesser), and not counted against this source.
+            state = self.auth.nonce_state(creds.nonce, now, address)
+            self.stats.counts["auth_throttled"] += 1
+            out.append(self._challenge(request, address, port, now, stale=state in (STALE, FOREIGN)))
+            return None
         result = self.auth.verify(creds, request.method, account, now, address)
         if result == OK:
             self.stats.counts["auth_success"] += 1
             self.suspensions.succeed(address)
+            self._trust(name, address)
             return account
         # A foreign nonce gets stale=true too: a client whose address changed retries at once.
         out.append(self._challenge(request, address, port, now, stale=result in (STALE, FOREIGN)))
         if result == FAIL:
             self._fail(address, now, out)
+            if not trusted:
+                self.account_guard.fail(name, now)
         return None
+
+    def _trusted_for(self, name: str, address: str, now: float) -> bool:
+        """Whether `address` is where account `name` is registered or last authenticated from.
+
+        Such a source is the phone itself (or shares its address): the per-account limit neither
+        counts nor delays it, so no one elsewhere can lock the phone out by guessing. A gateway is
+        trusted by address anyway (and never suspended either).
+        """
+        if address in self.trusted.get(name, ()) or address in self.gateways:
+            return True
+        return any(binding.source == address for binding in self.registrar.lookup(name, now))
+
+    def _trust(self, name: str, address: str) -> None:
+        if name not in self.accounts:
+            return
+        known = self.trusted.get(name, ())
+        if known[:1] != (address,):
+            self.trusted[name] = (address, *(a for a in known if a != address))[:4]
 
     def _register(self, request: Request, address: str, port: int, now: float):
         out: list = []

@@ -1,10 +1,12 @@
 """HTTP Digest for SIP (RFC 7616 as used by RFC 3261/8760): MD5 and SHA-256, qop=auth only.
 
-Nonces are stateless: "<issue time hex>.<MAC>.<counter hex>", the MAC being a keyed hash of the
-issue time and the address the challenge was sent to, so any nonce we issued can be checked without
-storing it, and an old one is recognised as stale. The counter makes every challenge's nonce
-unique (clients with a predictable cnonce would otherwise collide in the replay table); it needs
-no MAC of its own because the digest response covers the whole nonce.
+Nonces are stateless: "<issue time hex>.<MAC>.<tag>", the MAC being a keyed hash of the issue
+time and the address the challenge was sent to, so any nonce we issued can be checked without
+storing it, and an old one is recognised as stale. The tag makes every challenge's nonce unique
+(clients with a predictable cnonce would otherwise collide in the replay table); it needs no MAC
+of its own because the digest response covers the whole nonce. It is random (32 bits from the
+kernel, drawn in batches), not a counter: a server-wide counter told anyone who asked twice how many
+challenges had gone out in between, to everyone, which is nobody's business.
 
 Binding the nonce to the source address is what makes a failed attempt evidence: a wrong answer
 to a nonce we sent to that address needs our reply, which a spoofer forging the address never
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 from dataclasses import dataclass
 
@@ -31,6 +34,22 @@ HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 OK, STALE, REPLAY, FAIL = "ok", "stale", "replay", "fail"
 FOREIGN = "foreign"  # not a nonce we issued to this address: forged, malformed, or another address's
+
+
+_TAGS: list[str] = []  # random nonce tags not handed out yet
+
+
+def _tag() -> str:
+    """8 random hex digits (unique enough: a tag only needs to differ from those of the other nonces
+    sent to the same address in the same second); one getrandom call per 64 of them."""
+    if not _TAGS:
+        pool = os.urandom(4 * 64).hex()
+        _TAGS.extend(pool[i : i + 8] for i in range(0, len(pool), 8))
+    return _TAGS.pop()
+
+
+# A forked helper must not hand out the tags its parent still holds.
+os.register_at_fork(after_in_child=_TAGS.clear)
 
 
 def hexdigest(algorithm: str, text: str) -> str:
@@ -107,20 +126,28 @@ class Authenticator:
         self.lifetime = lifetime
         self.counts = BoundedTable(capacity)
         self.floor = -1  # nonces issued at or before this second are stale (see module doc)
-        self._counter = 0
         self._ha1_cache: dict[tuple[str, str, str], tuple[Account, str]] = {}
         self._macs: dict[tuple[str, str], str] = {}  # (nonce stamp, address) -> its MAC
 
     def nonce(self, now: float, address: str) -> str:
         """A fresh nonce for `address`; one MAC per second and address however many challenges go out."""
-        self._counter += 1
         stamp = format(int(now), "x")
-        return f"{stamp}.{self._mac(stamp, address)}.{self._counter:x}"
+        return f"{stamp}.{self._mac(stamp, address)}.{_tag()}"
 
-    def challenges(self, now: float, address: str, stale: bool = False) -> list[str]:
-        """WWW-Authenticate/Proxy-Authenticate values, most preferred algorithm first (RFC 8760)."""
+    def challenges(self, now: float, address: str, stale: bool = False,
+                   stranger: bool = False) -> list[str]:  # fmt: skip
+        """WWW-Authenticate/Proxy-Authenticate values, most preferred algorithm first (RFC 8760).
+
+        stranger: one challenge, the first algorithm only, and no `algorithm=MD5` (MD5 is what an
+        absent algorithm means, RFC 7616 §3.3). A stranger's answer can never succeed anyway; this
+        keeps the reply to a REGISTER with a forged source small (about twice the request at most).
+        """
         nonce = self.nonce(now, address)
         tail = ", stale=true" if stale else ""
+        if stranger:
+            first = self.algorithms[0]
+            algorithm = "" if first == "MD5" else f", algorithm={first}"
+            return [f'Digest realm="{self.realm}", nonce="{nonce}"{algorithm}, qop="auth"{tail}']
         return [
             f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={algorithm}, qop="auth"{tail}'
             for algorithm in self.algorithms
@@ -152,7 +179,7 @@ class Authenticator:
             # Keyed BLAKE2b is a MAC in its own right and about five times cheaper than HMAC-SHA256
             # here, which matters now that this runs per source and second, not just per second.
             message = f"{stamp}|{address}".encode()
-            mac = self._macs[key] = hashlib.blake2b(message, key=self.secret, digest_size=12).hexdigest()
+            mac = self._macs[key] = hashlib.blake2b(message, key=self.secret, digest_size=10).hexdigest()
         return mac
 
     def nonce_state(self, nonce: str, now: float, address: str) -> str:

@@ -9,8 +9,25 @@ to the kernel block set when that hook is on.
 
 from __future__ import annotations
 
+import socket
 from collections import OrderedDict
 from collections.abc import Hashable
+
+
+def failure_key(address: str) -> str:
+    """Whose failures an address's count toward: the address itself, or for IPv6 its /64.
+
+    One IPv6 host usually holds a whole /64 and can send from any address in it, so counting per
+    address would give an attacker 2**64 fresh counters. The key is the /64's first address
+    (`2001:db8:1:2::`), which the kernel block set (`netmask 64`) takes as it is.
+    """
+    if ":" not in address:
+        return address
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, address)
+    except OSError:
+        return address
+    return socket.inet_ntop(socket.AF_INET6, packed[:8] + bytes(8))
 
 
 class BoundedTable:
@@ -80,7 +97,10 @@ class RateLimiter:
 
 
 class Suspensions:
-    """SS_AUTHENTICATION_MAX_RETRY failures suspend a source for SS_AUTHENTICATION_FAILED_SUSPEND seconds."""
+    """SS_AUTHENTICATION_MAX_RETRY failures suspend a source for SS_AUTHENTICATION_FAILED_SUSPEND seconds.
+
+    Sources are counted and suspended by failure_key: an IPv4 address, or an IPv6 /64.
+    """
 
     def __init__(self, max_retry: int, suspend_seconds: int, capacity: int):
         self.max_retry = max_retry
@@ -93,6 +113,8 @@ class Suspensions:
         self.suspend_seconds = suspend_seconds
 
     def is_suspended(self, source: str, now: float) -> bool:
+        if ":" in source:
+            source = failure_key(source)
         until = self.until.get(source)
         if until is None:
             return False
@@ -105,6 +127,7 @@ class Suspensions:
         """Count one failed authentication; True when this one suspends the source."""
         if not self.max_retry:
             return False
+        source = failure_key(source)
         count = self.failures.get(source, 0) + 1
         if count >= self.max_retry:
             self.failures.pop(source)
@@ -114,7 +137,7 @@ class Suspensions:
         return False
 
     def succeed(self, source: str) -> None:
-        self.failures.pop(source)
+        self.failures.pop(failure_key(source))
 
     def release(self, exempt) -> None:
         """Forget the failures and suspensions of every source for which exempt(source) is true."""
@@ -125,3 +148,50 @@ class Suspensions:
 
     def active(self, now: float) -> int:
         return sum(1 for _, until in self.until.items() if until > now)
+
+
+class AccountGuard:
+    """Failed digest answers counted per account name, so guesses spread over many sources still meet
+    a limit, without ever locking the real phone out.
+
+    After `max_failures` failures for one name (from any sources), its password is checked at most
+    once per delay: 1 s, then doubling with every further failure up to `max_delay`. An attempt
+    inside the delay is answered like a wrong one and not checked at all, so a right guess is
+    worth nothing then. Sources the caller trusts for the account (where it is registered, or
+    recently authenticated) are neither counted nor delayed: that is what keeps the phone in.
+    A name with no failure for QUIET seconds starts again from zero.
+    """
+
+    QUIET = 3600.0
+
+    def __init__(self, max_failures: int, max_delay: int, capacity: int):
+        self.max_failures = max_failures
+        self.max_delay = max_delay
+        self.table = BoundedTable(capacity)  # name -> (failures, next check allowed at, last failure)
+
+    def configure(self, max_failures: int, max_delay: int) -> None:
+        self.max_failures = max_failures
+        self.max_delay = max_delay
+
+    def _record(self, name: str, now: float) -> tuple[int, float, float] | None:
+        record = self.table.get(name)
+        if record is not None and now - record[2] > self.QUIET:
+            self.table.pop(name)
+            return None
+        return record
+
+    def allows(self, name: str, now: float) -> bool:
+        """Whether a password check for `name` may happen now (from an untrusted source)."""
+        record = self._record(name, now)
+        return record is None or now >= record[1]
+
+    def fail(self, name: str, now: float) -> float:
+        """Count one failure; return the delay before the next check (0 while under the limit)."""
+        if not self.max_failures:
+            return 0.0
+        record = self._record(name, now)
+        failures = (record[0] if record else 0) + 1
+        over = failures - self.max_failures
+        delay = 0.0 if over < 0 else float(min(2 ** min(over, 32), self.max_delay))
+        self.table.put(name, (failures, now + delay, now))
+        return delay

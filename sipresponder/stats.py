@@ -17,6 +17,7 @@ COUNTERS = {
     "replied_other": "other responses sent",
     "auth_success": "successful digest authentications",
     "auth_failure": "failed digest authentications",
+    "auth_throttled": "digest answers not checked: too many recent failures for that account name",
     "suspensions": "sources suspended after SS_AUTHENTICATION_MAX_RETRY failures",
     "block_hook_calls": "ipset add commands run",
     "block_hook_errors": "ipset add commands that failed or were skipped (queue full)",
