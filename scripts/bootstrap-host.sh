@@ -12,7 +12,7 @@ PACKAGES=(
     # the lab image is built from Debian's archive, no registry needed
     debootstrap
     # real SIP peers and a real DNS server for the tests
-    sipvicious sipsak sip-tester dnsmasq-base
+    sipvicious sipsak sip-tester baresip-core dnsmasq-base
     # the venv
     python3-venv python3-pip
 )
