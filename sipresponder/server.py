@@ -19,6 +19,7 @@ import sys
 import time
 
 from sipresponder import config as config_mod
+from sipresponder import policy
 from sipresponder.blocker import Blocker
 from sipresponder.core import Core
 from sipresponder.trace import Trace
@@ -65,16 +66,31 @@ def _open(transport: str, address: str, port: int) -> socket.socket:
     return sock
 
 
-class Connection:
-    __slots__ = ("address", "inbuf", "last", "outbuf", "port", "sock")
+def _source_group(address: str) -> str | bytes:
+    """What the per-source TCP cap counts: the address, or for IPv6 its /64 (one site's prefix)."""
+    if ":" not in address:
+        return address
+    try:
+        return socket.inet_pton(socket.AF_INET6, address.partition("%")[0])[:8]
+    except OSError:
+        return address
 
-    def __init__(self, sock: socket.socket, address: str, port: int, now: float):
+
+class Connection:
+    __slots__ = ("address", "closing", "group", "inbuf", "last", "outbuf", "port", "sock", "spoken")
+
+    def __init__(self, sock: socket.socket, address: str, port: int, now: float, group: str | bytes):
         self.sock = sock
         self.address = address
         self.port = port
+        self.group = group  # its key in Server.per_source
         self.inbuf = b""
         self.outbuf = b""
+        # The time of the last complete message (or keep-alive), else of the accept: a byte alone
+        # does not count, so a trickle cannot keep a connection.
         self.last = now
+        self.spoken = False  # a complete message has arrived
+        self.closing = False  # closes once its answer is out
 
 
 def _frame(buffer: bytes, limit: int) -> tuple[bytes | None, bytes, bool]:
@@ -111,6 +127,7 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.listeners: dict[tuple[str, str, int], socket.socket] = {}
         self.connections: dict[socket.socket, Connection] = {}
+        self.per_source: dict[str | bytes, int] = {}  # open connections per source (IPv6: per /64)
         self.blocker = Blocker(cfg.settings.blocking_ipset4, cfg.settings.blocking_ipset6)
         self.running = True
         self.next_error_log = 0.0
@@ -231,8 +248,12 @@ class Server:
     def housekeeping(self, now: float) -> None:
         self.refresh_stats(now)
         self.trace.flush()
-        idle = self.cfg.settings.limits_tcp_idle_seconds
-        for conn in [c for c in self.connections.values() if now - c.last > idle]:
+        settings = self.cfg.settings
+        idle = settings.limits_tcp_idle_seconds
+        first = min(idle, settings.limits_tcp_first_message_seconds)
+        expired = [c for c in self.connections.values() if now - c.last > (idle if c.spoken else first)]
+        for conn in expired:
+            self.core.stats.counts["tcp_connections_timed_out"] += 1
             self.close(conn)
 
     def shutdown(self) -> None:
@@ -276,7 +297,7 @@ class Server:
             elif kind == "block":
                 self.blocker.submit(action[1], action[2])
             elif kind == "close" and conn is not None:
-                self.close(conn)
+                self.close_after_answer(conn)
 
     def internal_error(self, exc: Exception) -> None:
         """A bug met a packet: count it, log its type (never the packet: it may hold credentials)."""
@@ -324,6 +345,8 @@ class Server:
 
     def on_accept(self, listener: socket.socket) -> None:
         now = time.time()
+        settings = self.cfg.settings
+        counts = self.core.stats.counts
         for _ in range(64):
             try:
                 sock, peer = listener.accept()
@@ -331,10 +354,6 @@ class Server:
                 return
             except OSError:
                 return
-            if len(self.connections) >= self.cfg.settings.limits_tcp_max_connections:
-                self.core.stats.counts["tcp_connections_refused"] += 1
-                sock.close()
-                continue
             if not self.core.accept_tcp(peer[0], now):
                 # Off mode: a stranger's connection is closed before a byte is read or written.
                 self.core.stats.counts["dropped_unknown"] += 1
@@ -343,10 +362,36 @@ class Server:
                                                       "unknown (TCP connection closed)"))
                 sock.close()
                 continue
+            # No source holds the server: a cap per source (a trunk's is its own, larger one), and
+            # at the global cap only a known source gets in, in place of a connection still silent.
+            gateway = peer[0] in self.core.gateways
+            group = peer[0] if gateway else _source_group(peer[0])
+            cap = settings.limits_tcp_max_per_gateway if gateway else settings.limits_tcp_max_per_source
+            if self.per_source.get(group, 0) >= cap:
+                counts["tcp_connections_refused_source"] += 1
+                sock.close()
+                continue
+            if len(self.connections) >= settings.limits_tcp_max_connections and not self.make_room(peer[0]):
+                counts["tcp_connections_refused"] += 1
+                sock.close()
+                continue
             sock.setblocking(False)
-            conn = Connection(sock, peer[0], peer[1], now)
+            conn = Connection(sock, peer[0], peer[1], now, group)
             self.connections[sock] = conn
+            self.per_source[group] = self.per_source.get(group, 0) + 1
             self.selector.register(sock, selectors.EVENT_READ, self.on_tcp)
+
+    def make_room(self, address: str) -> bool:
+        """At tcp_max_connections: close the oldest connection that has not sent a complete message
+        yet, if the newcomer is a gateway, a registered phone or inside an account network."""
+        if self.core._source_kind(address, "REGISTER") == policy.UNKNOWN:
+            return False
+        silent = [conn for conn in self.connections.values() if not conn.spoken]
+        if not silent:
+            return False
+        self.core.stats.counts["tcp_connections_evicted"] += 1
+        self.close(min(silent, key=lambda conn: conn.last))
+        return True
 
     def on_tcp(self, sock: socket.socket) -> None:
         conn = self.connections.get(sock)
@@ -362,10 +407,11 @@ class Server:
             self.close(conn)
             return
         now = time.time()
-        conn.last = now
         conn.inbuf += data
         limit = self.cfg.settings.limits_max_message_bytes
-        while conn.sock in self.connections:
+        while conn.sock in self.connections and not conn.closing:
+            if conn.spoken and conn.inbuf.startswith(b"\r\n\r\n"):
+                conn.last = now  # an RFC 5626 keep-alive keeps a connection that has spoken
             message, conn.inbuf, too_big = _frame(conn.inbuf, limit)
             if too_big:
                 self.core.stats.counts["dropped_oversize"] += 1
@@ -373,6 +419,8 @@ class Server:
                 return
             if message is None:
                 return
+            conn.spoken = True
+            conn.last = now
             try:
                 actions = self.core.handle(message, conn.address, conn.port, "tcp", now)
             except Exception as exc:  # one bad message must never stop the server
@@ -411,15 +459,26 @@ class Server:
                 self.close(conn)
                 return
             conn.outbuf = conn.outbuf[sent:]
-            if len(conn.outbuf) > 4 * TCP_READ:
-                self.close(conn)  # a peer that does not read its answers gets no more
+            if len(conn.outbuf) > 4 * TCP_READ or (conn.closing and not conn.outbuf):
+                self.close(conn)  # its answer is out; or a peer that does not read its answers gets no more
                 return
             if not conn.outbuf:
                 self.selector.modify(sock, selectors.EVENT_READ, self.on_tcp)
-        self.on_tcp(sock)
+        if not conn.closing:
+            self.on_tcp(sock)
+
+    def close_after_answer(self, conn: Connection) -> None:
+        if not conn.outbuf:
+            self.close(conn)
+            return
+        conn.closing = True  # on_tcp_event closes it once the answer is out; nothing more is read
+        self.selector.modify(conn.sock, selectors.EVENT_WRITE, self.on_tcp_event)
 
     def close(self, conn: Connection) -> None:
         if self.connections.pop(conn.sock, None) is not None:
+            left = self.per_source.pop(conn.group, 1) - 1
+            if left:
+                self.per_source[conn.group] = left
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(conn.sock)
             conn.sock.close()

@@ -143,7 +143,7 @@ def test_tcp_connection_limit_and_idle_timeout(start_responder):
     responder = start_responder("On", settings="[limits]\ntcp_max_connections = 2\ntcp_idle_seconds = 1\n")
     keep = [_tcp("127.0.0.1", responder.port, "127.0.0.20") for _ in range(2)]
     try:
-        extra = _tcp("127.0.0.1", responder.port, "127.0.0.20")
+        extra = _tcp("127.0.0.1", responder.port, "127.0.0.5")  # a stranger: a trunk takes a silent slot
         assert extra.recv(10) == b""  # refused at the limit: closed at once
         extra.close()
         assert keep[0].recv(10) == b""  # idle for more than a second: closed

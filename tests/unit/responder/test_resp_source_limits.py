@@ -1,8 +1,11 @@
-"""Issue 11: no source holds the server (the core's part), and tracked_sources within its cap."""
+"""Issue 11: no source holds the server (the core's and the config's part), tracked_sources within its cap."""
 
+import pytest
 from resp_unit_helpers import SETTINGS, answer_challenge, make_config, sip
 
+from sipresponder import config
 from sipresponder.core import Core
+from sipresponder.server import _source_group
 
 LAN = "198.18.10.5"
 GATEWAY = "198.18.20.50"
@@ -45,3 +48,19 @@ def test_tracked_sources_never_reports_more_than_its_cap():
     assert len(c.suspensions.failures) == 10  # the failures really are tracked
     c.tick(NOW)
     assert c.stats.gauges["tracked_sources"] == 16
+
+
+def test_the_tcp_cap_counts_an_ipv6_source_per_64():
+    assert _source_group("2001:db8:1:2::1") == _source_group("2001:db8:1:2:ffff::9")
+    assert _source_group("2001:db8:1:2::1") != _source_group("2001:db8:1:3::1")
+    assert _source_group("fe80::1%eth0") == _source_group("fe80::2")
+    assert _source_group("198.51.100.7") == "198.51.100.7"
+
+
+def test_the_tcp_limits_have_defaults_and_ranges():
+    settings = make_config().settings
+    assert (settings.limits_tcp_max_per_source, settings.limits_tcp_max_per_gateway) == (16, 128)
+    assert settings.limits_tcp_first_message_seconds == 10
+    for key in ("tcp_max_per_source", "tcp_max_per_gateway", "tcp_first_message_seconds"):
+        with pytest.raises(config.ConfigError):
+            config.parse_settings(f"[limits]\n{key} = 0\n")
