@@ -21,6 +21,7 @@ from sipresponder.message import (
     Request,
     build_response,
     header_param,
+    number,
     parse_request,
     quick_parse,
     split_top_via,
@@ -365,10 +366,10 @@ class Core:
             return [self._reply(request, 400, address, port, reason="Wildcard Needs Expires 0")]
         parsed = []
         for contact in contacts if not wildcard else []:
-            expires = header_param(contact, "expires") or default
-            if not expires.strip().isdigit() or contact == "*":
+            expires = number((header_param(contact, "expires") or default).strip())
+            if expires is None or contact == "*":
                 return [self._reply(request, 400, address, port, reason="Bad Contact")]
-            parsed.append((_contact_uri(contact), int(expires)))
+            parsed.append((_contact_uri(contact), expires))
         try:
             bindings = self.registrar.update(account.username, parsed, wildcard, address, now)
         except RegisterRefused as refused:

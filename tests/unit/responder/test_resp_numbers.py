@@ -5,7 +5,7 @@ core (an internal error and a silent drop) instead of giving the sender a 400.
 """
 
 import pytest
-from resp_unit_helpers import make_config, sip
+from resp_unit_helpers import answer_challenge, make_config, sip
 
 from sipresponder import message
 from sipresponder.core import Core
@@ -62,3 +62,17 @@ def test_a_bad_via_port_is_not_taken_by_the_quick_parse():
     assert via_sent_by("SIP/2.0/UDP 198.18.10.5:65536") == ("198.18.10.5", None)
     assert via_sent_by("SIP/2.0/UDP [2001:db8::1]:5070") == ("2001:db8::1", 5070)
     assert via_sent_by("SIP/2.0/UDP 198.18.10.5") == ("198.18.10.5", None)
+
+
+@pytest.mark.parametrize("where", ["header", "contact"])
+def test_a_non_ascii_expires_in_an_authenticated_register_is_a_400(where):
+    c = Core(make_config("SS_REPLY_UNAUTHORIZED=Off"), b"k" * 32, NOW)
+    first = c.handle(sip("REGISTER", call_id="e1"), "198.18.10.5", 5060, "udp", NOW)
+    auth = answer_challenge(first[0][1], "1001", "s3cret", "REGISTER")
+    data = sip("REGISTER", cseq=2, headers=auth + "\r\nExpires: 60", call_id="e1")
+    if where == "header":
+        data = data.replace(b"Expires: 60", b"Expires: " + SUP1)
+    else:
+        data = data.replace(b"198.18.10.5:5060>", b"198.18.10.5:5060>;expires=" + SUP1)
+    reply = c.handle(data, "198.18.10.5", 5060, "udp", NOW)
+    assert [a[1][:12] for a in reply if a[0] == "send"] == [b"SIP/2.0 400 "]
