@@ -30,14 +30,16 @@ def _in_vantage(vantage, *args) -> str:
 
 def sip_probe(vantage, host: str, *, port: int = 5060, transport: str = "udp", method: str = "OPTIONS",
               user_agent: str = "Linphone/5.2", user: str = "100", password: str = "",
-              source: str = "", expires: int = 60, timeout: float = 2.0) -> dict:
+              source: str = "", expires: int = 60, timeout: float = 2.0, display: str = "",
+              call_id: str = "") -> dict:
     """Send one SIP request from the testinfra host `vantage`; return what came back.
 
     `status` is the last reply's code (None for silence); with `password` a digest
-    challenge is answered once, and `statuses` holds both codes (e.g. [401, 200]).
+    challenge is answered once, and `statuses` holds both codes (e.g. [401, 200]). `display` and
+    `call_id` set the From display name (none by default) and the Call-ID (random by default).
     """
     out = _in_vantage(vantage, "probe", host, port, transport, method, user_agent, timeout, user, password,
-                      source, expires)
+                      source, expires, display, call_id)
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -22,13 +22,13 @@ def host_port(host, port):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def request(method, hp, transport, user, src, ua, call_id, cseq, expires, auth=""):
+def request(method, hp, transport, user, src, ua, call_id, cseq, expires, auth="", display=""):
     tag = uuid.uuid4().hex[:8]
     lines = [
         f"{method} sip:{hp} SIP/2.0",
         f"Via: SIP/2.0/{transport.upper()} {src or '0.0.0.0'};branch=z9hG4bK{tag};rport",
         "Max-Forwards: 70",
-        f"From: <sip:{user}@{hp}>;tag={tag}",
+        f"From: {display + ' ' if display else ''}<sip:{user}@{hp}>;tag={tag}",
         f"To: <sip:{user}@{hp}>",
         f"Call-ID: {call_id}",
         f"CSeq: {cseq} {method}",
@@ -58,11 +58,11 @@ def digest_answer(header_name, challenge, method, hp, user, password):
             f'uri="{uri}", response="{response}", algorithm={algo}, qop=auth, nc={nc}, cnonce="{cnonce}"')
 
 
-def probe(host, port, transport, method, ua, timeout, user, password, src, expires):
+def probe(host, port, transport, method, ua, timeout, user, password, src, expires, display="", call_id=""):
     port, timeout = int(port), float(timeout)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
-    hp, call_id = host_port(host, port), uuid.uuid4().hex
+    hp, call_id = host_port(host, port), call_id or uuid.uuid4().hex
     sock = socket.socket(family, kind)
     sock.settimeout(timeout)
     if src:
@@ -82,7 +82,7 @@ def probe(host, port, transport, method, ua, timeout, user, password, src, expir
     try:
         if kind == socket.SOCK_STREAM:
             sock.connect((host, port))
-        head = exchange(request(method, hp, transport, user, src, ua, call_id, 1, expires))
+        head = exchange(request(method, hp, transport, user, src, ua, call_id, 1, expires, display=display))
         out.update(answered=True, first_line=head[0])
         out["statuses"].append(int(head[0].split()[1]))
         out["headers"] = [h for h in head[1:] if h.split(":")[0].lower() in ("server", "user-agent")]
@@ -90,7 +90,7 @@ def probe(host, port, transport, method, ua, timeout, user, password, src, expir
         if password and challenges:
             name, value = challenges[0]
             auth = digest_answer(name, value, method, hp, user, password)
-            head = exchange(request(method, hp, transport, user, src, ua, call_id, 2, expires, auth))
+            head = exchange(request(method, hp, transport, user, src, ua, call_id, 2, expires, auth, display))
             out["statuses"].append(int(head[0].split()[1]))
     except ConnectionRefusedError:
         out["tcp_refused"] = True

@@ -2,7 +2,7 @@
 scenario's own DNS server) work; everything else gets nothing."""
 
 import pytest
-from sipcheck import add_address, sip_probe, svmap
+from sipcheck import add_address, flood, in_ipset, sip_probe, svmap, wait_for
 
 PHONE = {"user": "1001", "password": "lab-phone-secret"}
 
@@ -14,6 +14,14 @@ def test_lan_phone_registers_with_digest(topo):
 
 def test_trunk_resolved_by_dns_gets_its_invite_handled(topo):
     reply = sip_probe(topo.host("trunk"), topo.target_wan, method="INVITE")
+    assert reply["answered"] and reply["status"] >= 200, reply
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_trunk_call_with_scanner_names_in_its_headers_is_handled(topo, transport):
+    # "iWar" is in "Tiwari" and "SMAP" in the Call-ID: only the User-Agent header may count.
+    reply = sip_probe(topo.host("trunk"), topo.target_wan, method="INVITE", transport=transport,
+                      display='"Rahul Tiwari"', call_id="a8SMAPq2x9")
     assert reply["answered"] and reply["status"] >= 200, reply
 
 
@@ -32,3 +40,13 @@ def test_unknown_lan_source_gets_no_answer(topo):
 
 def test_svmap_from_outside_finds_nothing(topo):
     assert "found nothing" in svmap(topo.host("scanner"), topo.target_wan)
+
+
+def test_a_flood_with_the_lan_phones_address_bans_nobody(topo):
+    # What a spoofer would send with a trusted address: limited at most, never a ban of the phone.
+    phone, target = topo.host("phone"), topo.host("target")
+    flood(phone, topo.target_lan, count=3000, seconds=5)
+    phone_address = phone.check_output(f"ip -o route get {topo.target_lan}").split(" src ")[1].split()[0]
+    assert not in_ipset(target, "sipguard-block4", phone_address)
+    assert wait_for(lambda: sip_probe(phone, topo.target_lan, method="REGISTER", **PHONE)["status"] == 200,
+                    timeout=10), "the phone must register again right after the flood"

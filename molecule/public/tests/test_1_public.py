@@ -1,5 +1,5 @@
-"""public: silent to strangers, scanners dropped in the kernel, floods and
-password guessers blocked, while configured phones and the trunk still work."""
+"""public: silent to strangers, scanners dropped in the kernel, floods limited (never turned into
+bans), password guessers blocked, while configured phones and the trunk still work."""
 
 import pytest
 from sipcheck import (
@@ -68,12 +68,21 @@ def test_trunk_invite_is_handled(topo):
     assert reply["answered"] and reply["status"] >= 200, reply
 
 
-def test_flood_from_one_source_hits_the_rate_limit(topo):
+def test_trunk_call_with_scanner_names_in_its_headers_is_handled(topo):
+    # "iWar" is in "Tiwari" and "SMAP" in the Call-ID: only the User-Agent header may count.
+    reply = sip_probe(topo.host("trunk"), topo.target_wan, method="INVITE", display='"Rahul Tiwari"',
+                      call_id="a8SMAPq2x9")
+    assert reply["answered"] and reply["status"] >= 200, reply
+
+
+def test_a_flood_is_rate_limited_but_bans_nobody(topo):
+    # The source of a UDP packet can be forged: a flood must never turn into a ban of that address.
     scanner, target = topo.host("scanner"), topo.host("target")
     source = add_address(scanner, f"{topo.wan}.101", 24)
+    dropped_before = rule_packets(target, r"hashlimit.*-j DROP")
     flood(scanner, topo.target_wan, count=3000, source=source, seconds=5)
-    assert wait_for(lambda: in_ipset(target, "sipguard-block4", source), timeout=5), \
-        "a flooding source should land in the block set"
+    assert rule_packets(target, r"hashlimit.*-j DROP") - dropped_before > 1000, "the rate limit must bite"
+    assert not in_ipset(target, "sipguard-block4", source)
 
 
 def test_password_guesser_is_suspended_and_blocked_in_kernel(topo):
@@ -82,5 +91,16 @@ def test_password_guesser_is_suspended_and_blocked_in_kernel(topo):
     for _ in range(8):  # SS_AUTHENTICATION_MAX_RETRY defaults to 6
         sip_probe(phone, topo.target_lan, method="REGISTER", user="1001", password="wrong", source=source)
     assert wait_for(lambda: in_ipset(target, "sipguard-block4", source), timeout=5)
-    # Now even the right password gets nothing back: the kernel drops the source.
+    # Now even the right password gets nothing back: the responder refuses the suspended source
+    # (the kernel's block set spares the trusted LAN, so a forged failure could not ban it there).
     assert not sip_probe(phone, topo.target_lan, method="REGISTER", source=source, **PHONE)["answered"]
+
+
+def test_a_flood_with_the_lan_phones_address_bans_nobody(topo):
+    # What a spoofer would send with a trusted address: limited at most, never a ban of the phone.
+    phone, target = topo.host("phone"), topo.host("target")
+    flood(phone, topo.target_lan, count=3000, seconds=5)
+    phone_address = phone.check_output(f"ip -o route get {topo.target_lan}").split(" src ")[1].split()[0]
+    assert not in_ipset(target, "sipguard-block4", phone_address)
+    assert wait_for(lambda: sip_probe(phone, topo.target_lan, method="REGISTER", **PHONE)["status"] == 200,
+                    timeout=10), "the phone must register again right after the flood"
