@@ -1,6 +1,10 @@
 #!/usr/bin/python
 """Ansible module: own the sipguard iptables/ip6tables chains and ipsets."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 DOCUMENTATION = r"""
 ---
 module: sipguard_firewall
@@ -306,7 +310,7 @@ def find_tools(module):
     for tool in TOOLS:
         path = module.get_bin_path(tool)
         if path is None and tool != "conntrack":
-            raise FirewallError(f"'{tool}' was not found on the target; install iptables and ipset")
+            raise FirewallError("'{}' was not found on the target; install iptables and ipset".format(tool))
         bins[tool] = path
     return bins
 
@@ -348,16 +352,16 @@ def plan_blocking(nf, spec, bins, diffs):
         raise FirewallError("block_addresses needs the 'conntrack' tool on the target")
     members = block_members(nf, spec)
     new = [a for v in spec.ip_versions for a in spec.block_addresses[v]
-           if a not in members.get(f"{spec.name}-block{v}", set())]
+           if a not in members.get("{}-block{}".format(spec.name, v), set())]
     if new:
-        diffs.append(f"to block: {', '.join(new)}")
+        diffs.append("to block: {}".format(', '.join(new)))
 
 
 def _read_file(path):
     try:
         with open(path) as handle:
             return handle.read()
-    except OSError:
+    except (IOError, OSError):  # Python 2's open() raises IOError
         return None
 
 
@@ -377,7 +381,7 @@ def run_present(module, nf, bins, run, result):
         raise FirewallConfigError("rollback_timeout must be 0 (no guard) or a number of seconds")
     spec = build_spec(params)
     check_neighbours(module, run)
-    result["rules"] = {f"ipv{v}": render_rules(spec, v) for v in spec.ip_versions}
+    result["rules"] = {"ipv{}".format(v): render_rules(spec, v) for v in spec.ip_versions}
     result["ipsets"] = ipset_names(spec.name, spec.ip_versions)
     current = nf.read_state(spec.name, spec.ip_versions)
     diffs = differences(spec, current)
@@ -399,9 +403,9 @@ def run_present(module, nf, bins, run, result):
     guarded = params["rollback_timeout"] > 0 and rules_differ
     if not guarded and rules_differ and guard_pending(spec.name):
         # The pending guard would roll this apply back too, without anyone asking for it.
-        raise FirewallError(f"a rollback guard for layer {spec.name} is pending from an earlier guarded "
+        raise FirewallError("a rollback guard for layer {} is pending from an earlier guarded "
                             "apply: confirm it (state: confirmed) or apply with rollback_timeout; "
-                            "nothing was changed")
+                            "nothing was changed".format(spec.name))
     forget_rollback(spec.name)
     if guarded:
         # Armed before the change, so even a crash right after the apply rolls back.
@@ -424,11 +428,11 @@ def run_present(module, nf, bins, run, result):
 
 def _pending_has(name, boot):
     """True when a pending guard already holds exactly these boot files."""
-    path = f"{guard_dir(name)}/pending/files.json"
+    path = "{}/pending/files.json".format(guard_dir(name))
     try:
         with open(path) as handle:
             return json.load(handle) == boot
-    except (OSError, ValueError):
+    except (IOError, OSError, ValueError):
         return False
 
 
@@ -454,8 +458,8 @@ def run_confirmed(module, name, run, result):
     result["changed"] = guard_pending(name)
     when = rolled_back(name)
     if not result["changed"] and when:
-        raise FirewallError(f"the guarded apply of layer {name} was rolled back at {when} because nobody "
-                            "confirmed it in time; the previous rules are in place")
+        raise FirewallError("the guarded apply of layer {} was rolled back at {} because nobody "
+                            "confirmed it in time; the previous rules are in place".format(name, when))
     if result["changed"] and not module.check_mode:
         confirm_guard(name, run)
     result["rollback_pending"] = guard_pending(name)
@@ -479,8 +483,8 @@ def main():
                     run_present(module, nf, bins, run, result)
     except (FirewallConfigError, FirewallError) as exc:
         module.fail_json(msg=str(exc), **result)
-    except OSError as exc:
-        module.fail_json(msg=f"sipguard_firewall: {exc}", **result)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="sipguard_firewall: {}".format(exc), **result)
     module.exit_json(**result)
 
 

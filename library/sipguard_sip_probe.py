@@ -1,14 +1,14 @@
 #!/usr/bin/python
 """Ansible module: send one SIP request like a scanner would and report what (if anything) answered."""
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
 
-import contextlib
-import ipaddress
+import errno
 import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.sipguard_ip import parse_address
 from ansible.module_utils.sipguard_sip import (
     METHODS,
     build_follow_up,
@@ -18,6 +18,8 @@ from ansible.module_utils.sipguard_sip import (
     parse_response,
     split_message,
 )
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
@@ -201,6 +203,16 @@ ARGUMENT_SPEC = {
 }
 MAX_LINES = 40
 
+# This module runs on the target's Python (2.7, 3.6+). Python 2 has no ConnectionRefusedError and no
+# time.monotonic; a socket's timeout is socket.timeout everywhere (TimeoutError only from 3.10), and
+# socket.error is OSError on Python 3 but an IOError on Python 2.
+monotonic = getattr(time, "monotonic", time.time)
+SOCKET_ERRORS = (OSError, socket.error)
+
+
+def _is_errno(exc, *codes):
+    return isinstance(exc, SOCKET_ERRORS) and not isinstance(exc, socket.timeout) and exc.errno in codes
+
 
 class ProbeError(Exception):
     """Bad input or a local failure (cannot resolve, cannot bind): the probe could not be sent."""
@@ -210,35 +222,35 @@ def check_params(params):
     if not params["host"].strip():
         raise ProbeError("host must not be empty")
     if not 1 <= params["port"] <= 65535:
-        raise ProbeError(f"port {params['port']} is outside 1-65535")
+        raise ProbeError("port {} is outside 1-65535".format(params['port']))
     if not 0 <= params["source_port"] <= 65535:
-        raise ProbeError(f"source_port {params['source_port']} is outside 0-65535")
+        raise ProbeError("source_port {} is outside 0-65535".format(params['source_port']))
     if not 0 < params["timeout"] <= 60:
-        raise ProbeError(f"timeout {params['timeout']} must be more than 0 and at most 60 seconds")
+        raise ProbeError("timeout {} must be more than 0 and at most 60 seconds".format(params['timeout']))
     if not 1 <= params["attempts"] <= 10:
-        raise ProbeError(f"attempts {params['attempts']} must be from 1 to 10")
+        raise ProbeError("attempts {} must be from 1 to 10".format(params['attempts']))
     if params["source_address"] is not None:
         try:
-            ipaddress.ip_address(params["source_address"])
+            parse_address(params["source_address"])
         except ValueError:
-            raise ProbeError(f"source_address {params['source_address']!r} is not an IP address") from None
+            raise ProbeError("source_address {!r} is not an IP address".format(params['source_address']))
 
 
 def resolve(host, port, transport, source_address):
     """(family, sockaddr) of the target; the source address, if any, picks the family."""
     family = socket.AF_UNSPEC
     if source_address:
-        family = socket.AF_INET6 if ipaddress.ip_address(source_address).version == 6 else socket.AF_INET
+        family = socket.AF_INET6 if parse_address(source_address)[0] == 6 else socket.AF_INET
     socktype = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, family, socktype)
     except socket.gaierror as exc:
         wanted = (
-            f" as IPv{ipaddress.ip_address(source_address).version}, the family of source_address"
+            " as IPv{}, the family of source_address".format(parse_address(source_address)[0])
             if source_address
             else ""
         )
-        raise ProbeError(f"cannot resolve host {host!r}{wanted}: {exc.strerror}") from None
+        raise ProbeError("cannot resolve host {!r}{}: {}".format(host, wanted, exc.strerror))
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
 
@@ -249,14 +261,14 @@ def open_socket(family, transport, source_address, source_port):
         wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"  # noqa: S104 - a source, not a listener
         try:
             sock.bind((source_address or wildcard, source_port))
-        except OSError as exc:
+        except SOCKET_ERRORS as exc:
             sock.close()
-            where = f"{source_address or wildcard}:{source_port}"
-            raise ProbeError(f"cannot send from {where}: {exc.strerror}") from None
+            where = "{}:{}".format(source_address or wildcard, source_port)
+            raise ProbeError("cannot send from {}: {}".format(where, exc.strerror))
     return sock
 
 
-class Exchange:
+class Exchange(object):
     """One request and the responses that belong to it (same Call-ID)."""
 
     def __init__(self, params, transport):
@@ -285,14 +297,14 @@ class Exchange:
             branch=self.branch,
             tag=self.tag,
         )
-        return f"{host_for_uri(local_address)}:{local_port}"
+        return "{}:{}".format(host_for_uri(local_address), local_port)
 
     def record(self, data):
         """Keep a response to our request; return True when it is final."""
         response = parse_response(data)
         if response is None or response["headers"].get("call-id") != self.call_id:
             return False  # not SIP, or a stray message for someone else
-        self.responses.append((response, (time.monotonic() - self.sent_at) * 1000))
+        self.responses.append((response, (monotonic() - self.sent_at) * 1000))
         return response["status_code"] >= 200
 
     def closing_messages(self):
@@ -314,20 +326,27 @@ def probe_udp(sock, sockaddr, exchange, result):
     sock.connect(sockaddr)  # a connected UDP socket only receives from the target and sees ICMP errors
     result["source"] = exchange.build(sock)
     for _ in range(exchange.params["attempts"]):
-        exchange.sent_at = time.monotonic()
+        exchange.sent_at = monotonic()
         try:
             sock.send(exchange.request)
-        except ConnectionRefusedError:  # the ICMP error of the previous attempt
-            result["udp_unreachable"] = True
+        except SOCKET_ERRORS as exc:
+            if not _is_errno(exc, errno.ECONNREFUSED):
+                raise
+            result["udp_unreachable"] = True  # the ICMP error of the previous attempt
             return
         deadline = exchange.sent_at + exchange.params["timeout"]
-        while (remaining := deadline - time.monotonic()) > 0:
+        while True:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                break
             sock.settimeout(remaining)
             try:
                 data = sock.recv(65535)
-            except TimeoutError:
+            except socket.timeout:
                 break
-            except ConnectionRefusedError:
+            except SOCKET_ERRORS as exc:
+                if not _is_errno(exc, errno.ECONNREFUSED):
+                    raise
                 result["udp_unreachable"] = True
                 return
             if exchange.record(data):
@@ -340,29 +359,39 @@ def probe_tcp(sock, sockaddr, exchange, result):
     sock.settimeout(exchange.params["timeout"])
     try:
         sock.connect(sockaddr)
-    except ConnectionRefusedError:
+    except socket.timeout:
+        return
+    except SOCKET_ERRORS as exc:
+        if not _is_errno(exc, errno.ECONNREFUSED):
+            raise
         result["tcp_refused"] = True
         return
-    except TimeoutError:
-        return
     result["source"] = exchange.build(sock)
-    exchange.sent_at = time.monotonic()
+    exchange.sent_at = monotonic()
     sock.sendall(exchange.request)
     deadline = exchange.sent_at + exchange.params["timeout"]
     buffer = b""
-    while (remaining := deadline - time.monotonic()) > 0:
+    while True:
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            return
         sock.settimeout(remaining)
         try:
             data = sock.recv(65535)
-        except TimeoutError:
+        except socket.timeout:
             return
-        except ConnectionResetError:
+        except SOCKET_ERRORS as exc:
+            if not _is_errno(exc, errno.ECONNRESET):
+                raise
             data = b""
         if not data:
             result["tcp_closed"] = not exchange.responses
             return
         buffer += data
-        while (parts := split_message(buffer)) is not None:
+        while True:
+            parts = split_message(buffer)
+            if parts is None:
+                break
             message, buffer = parts
             if exchange.record(message):
                 return
@@ -375,7 +404,7 @@ def run_probe(params):
     family, sockaddr = resolve(params["host"], params["port"], transport, params["source_address"])
     result = {
         "changed": False,
-        "target": f"{host_for_uri(sockaddr[0])}:{sockaddr[1]}/{transport}",
+        "target": "{}:{}/{}".format(host_for_uri(sockaddr[0]), sockaddr[1], transport),
         "source": None,
         "tcp_refused": False,
         "tcp_closed": False,
@@ -386,10 +415,12 @@ def run_probe(params):
     try:
         (probe_udp if transport == "udp" else probe_tcp)(sock, sockaddr, exchange, result)
         for message in exchange.closing_messages():
-            with contextlib.suppress(OSError):  # a courtesy to the server; the answer is already recorded
+            try:
                 sock.send(message)
-    except OSError as exc:
-        raise ProbeError(f"probing {result['target']} failed: {exc.strerror or exc}") from None
+            except SOCKET_ERRORS:  # a courtesy to the server; the answer is already recorded
+                pass
+    except SOCKET_ERRORS as exc:
+        raise ProbeError("probing {} failed: {}".format(result['target'], exc.strerror or exc))
     finally:
         sock.close()
 

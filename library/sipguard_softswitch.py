@@ -1,15 +1,18 @@
 #!/usr/bin/python
 """Ansible module: set VOS3000-style softswitch parameters in a softswitch.conf of KEY=VALUE lines."""
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
 
 import grp
 import os
 import pwd
 import re
+import sys
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
@@ -22,8 +25,9 @@ description:
     file is touched, so an unknown name or an out-of-range value fails with nothing changed.
   - Comments, blank lines, line order, the quoting style of a line (C(KEY="v") stays quoted) and keys the
     module does not manage are kept. New keys are appended at the end.
-  - The file is written atomically (a temporary file in the same directory, then a rename) with the owner
-    and mode of the old file.
+  - The file is written atomically through Ansible's own C(atomic_move) (a temporary file in the same
+    directory, then a rename), keeping the owner, mode and SELinux context of the old file.
+  - Runs on the target's Python 2.7 or 3.6+ (a CentOS 7 host needs nothing installed).
   - Returns the previous value of every key it was given, so a caller can restore them later (a value of
     V(null) removes a key, which is how "was absent" is restored).
 version_added: "0.1.0"
@@ -69,12 +73,15 @@ options:
     description: Group (name or gid) of a file the module creates. An existing file keeps its group.
     type: str
   backup:
-    description: Keep a timestamped copy of the old file next to it before changing it.
+    description:
+      - Keep a timestamped copy of the old file next to it before changing it (only when something changes;
+        never in check mode). Its name is returned as RV(backup_file).
     type: bool
     default: false
 notes:
   - Supports check mode (computes and reports, writes nothing) and diff mode (shows the file before and
-    after).
+    after). In check mode a missing file (without O(create)) or a path that is not a file fails with a
+    message naming the path, as the real run would; RV(changes) shows what would change from the real file.
   - The softswitch only reads the file when it starts; restart it (VOS3000 C(mbx3000d), or
     C(sipresponder)) for a change to take effect.
   - When a key appears several times, every occurrence is set (or removed); the last one is reported as
@@ -122,6 +129,12 @@ params:
   returned: always
   type: dict
   sample: {"SS_REPLY_UNAUTHORIZED": "Off", "SS_AUTHENTICATION_FAILED_SUSPEND": "600"}
+changes:
+  description: Each key whose value changes (or would change, in check mode), with its value before and after
+    (V(null) when absent).
+  returned: always
+  type: dict
+  sample: {"SS_REPLY_UNAUTHORIZED": {"before": "On", "after": "Off"}}
 path:
   description: The file that was edited.
   returned: always
@@ -158,7 +171,7 @@ def _integer(value):
     if isinstance(value, bool):
         raise BadValue("expected a whole number")
     text = str(value).strip()
-    if not re.fullmatch(r"[0-9]+", text):
+    if not re.match(r"[0-9]+\Z", text):
         raise BadValue("expected a whole number")
     return int(text)
 
@@ -167,7 +180,7 @@ def _in_range(low, high):
     def check(value):
         number = _integer(value)
         if not low <= number <= high:
-            raise BadValue(f"expected a number from {low} to {high}")
+            raise BadValue("expected a number from {} to {}".format(low, high))
         return str(number)
 
     return check
@@ -190,11 +203,11 @@ def _ports(value):
         try:
             port = _integer(item)
         except BadValue:
-            raise BadValue("expected ports 1-65535 separated by commas") from None
+            raise BadValue("expected ports 1-65535 separated by commas")
         if not 1 <= port <= 65535:
-            raise BadValue(f"port {port} is outside 1-65535")
+            raise BadValue("port {} is outside 1-65535".format(port))
         if port in ports:
-            raise BadValue(f"port {port} is listed twice")
+            raise BadValue("port {} is listed twice".format(port))
         ports.append(port)
     if not ports:
         raise BadValue("expected at least one port")
@@ -228,7 +241,8 @@ def canonical_params(params):
     for key, value in params.items():
         if key not in KNOWN_PARAMS:
             raise BadValue(
-                f"unknown parameter {key!r} (this module manages: {', '.join(sorted(KNOWN_PARAMS))})"
+                "unknown parameter {!r} (this module manages: {})".format(
+                    key, ', '.join(sorted(KNOWN_PARAMS)))
             )
         if value is None:
             wanted[key] = None
@@ -236,7 +250,7 @@ def canonical_params(params):
         try:
             wanted[key] = KNOWN_PARAMS[key](value)
         except BadValue as exc:
-            raise BadValue(f"{key}={value!r}: {exc}") from None
+            raise BadValue("{}={!r}: {}".format(key, value, exc))
     return wanted
 
 
@@ -246,7 +260,7 @@ def current_values(lines):
     for line in lines:
         match = LINE.match(line)
         if match:
-            values[match["key"]] = match["quoted"] if match["quote"] else match["plain"]
+            values[match.group("key")] = match.group("quoted" if match.group("quote") else "plain")
     return values
 
 
@@ -255,21 +269,21 @@ def apply_params(lines, wanted):
     result = []
     for line in lines:
         match = LINE.match(line)
-        if not match or match["key"] not in wanted:
+        if not match or match.group("key") not in wanted:
             result.append(line)
             continue
-        value = wanted[match["key"]]
+        value = wanted[match.group("key")]
         if value is None:
             continue
-        quote = match["quote"] or ""
-        result.append(f"{match['head']}{quote}{value}{quote}{match['tail']}{match['eol']}")
+        quote = match.group("quote") or ""
+        result.append(match.group("head") + quote + value + quote + match.group("tail") + match.group("eol"))
     present = current_values(lines)
     missing = [key for key, value in wanted.items() if value is not None and key not in present]
     if missing:
         eol = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
         if result and not result[-1].endswith("\n"):
             result[-1] += eol
-        result.extend(f"{key}={wanted[key]}{eol}" for key in missing)
+        result.extend("{}={}{}".format(key, wanted[key], eol) for key in missing)
     return result
 
 
@@ -277,8 +291,8 @@ def _parse_mode(module, mode):
     if isinstance(mode, int):
         return mode
     text = str(mode).strip()
-    if not re.fullmatch(r"0?[0-7]{3,4}", text):
-        module.fail_json(msg=f"mode {mode!r} is not an octal mode such as '0640'")
+    if not re.match(r"0?[0-7]{3,4}\Z", text):
+        module.fail_json(msg="mode {!r} is not an octal mode such as '0640'".format(mode))
     return int(text, 8)
 
 
@@ -290,7 +304,7 @@ def _lookup_id(module, kind, value):
     try:
         return pwd.getpwnam(value).pw_uid if kind == "owner" else grp.getgrnam(value).gr_gid
     except KeyError:
-        module.fail_json(msg=f"{kind} {value!r} does not exist on this host")
+        module.fail_json(msg="{} {!r} does not exist on this host".format(kind, value))
 
 
 def file_attributes(module, path):
@@ -305,23 +319,49 @@ def file_attributes(module, path):
     )
 
 
-def write_atomically(module, path, text, attributes):
-    """Write through a temporary file in the same directory, then rename over the old file."""
+# The file is handled as text on Python 3 (bytes that are not UTF-8 survive as surrogates) and as
+# the native byte string on Python 2, where "surrogateescape" does not exist; either way every byte
+# that is not part of a value we set is written back unchanged.
+PY2 = sys.version_info[0] == 2
+
+
+def read_file(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return data if PY2 else data.decode("utf-8", "surrogateescape")
+
+
+def _file_bytes(text):
+    if PY2:
+        return text.encode("utf-8") if not isinstance(text, bytes) else text
+    return text.encode("utf-8", "surrogateescape")
+
+
+def write_atomically(module, path, text, attributes, exists):
+    """Write a temporary file in the same directory, then AnsibleModule.atomic_move it over the old
+    file: the rename is atomic, and the old file's owner, mode and SELinux context are kept."""
     mode, uid, gid = attributes
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".softswitch.", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(_file_bytes(text))
             handle.flush()
             os.fsync(handle.fileno())
-        os.chown(tmp, uid, gid)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        module.fail_json(msg=f"could not write {path}: {exc}")
+    except (IOError, OSError) as exc:  # Python 2's file writes raise IOError
+        os.unlink(tmp)
+        module.fail_json(msg="could not write {}: {}".format(path, exc))
+    # atomic_move fails the module itself (and removes the temporary file) when it cannot.
+    module.atomic_move(tmp, path)
+    if not exists:
+        # A new file gets the umask's mode and the default SELinux context from atomic_move; the
+        # mode and owner asked for are set right after.
+        try:
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        except OSError as exc:
+            module.fail_json(msg="could not set the owner or mode of {}: {}".format(path, exc))
 
 
 ARGUMENT_SPEC = {
@@ -341,46 +381,49 @@ def main():
     try:
         wanted = canonical_params(module.params["params"])
     except BadValue as exc:
-        module.fail_json(msg=f"{exc}; {path} was not changed")
+        module.fail_json(msg="{}; {} was not changed".format(exc, path))
 
+    # The same checks in check mode as in a real run: a wrong path is a failure, not a skip.
     if os.path.isdir(path):
-        module.fail_json(msg=f"{path} is a directory, not a softswitch.conf")
+        module.fail_json(msg="{} is a directory, not a softswitch.conf; nothing was changed".format(path))
     exists = os.path.exists(path)
     if exists:
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-                before = handle.read()
-        except OSError as exc:
-            module.fail_json(msg=f"could not read {path}: {exc}")
+            before = read_file(path)
+        except (IOError, OSError) as exc:
+            module.fail_json(msg="could not read {}: {}".format(path, exc))
     elif module.params["create"] or all(v is None for v in wanted.values()):
         before = ""
     else:
-        module.fail_json(msg=f"{path} does not exist; set create: true to create it")
+        module.fail_json(msg="{} does not exist; check the softswitch's path on this host (set path), or set "
+                             "create: true to create it; nothing was changed".format(path))
 
-    lines = before.splitlines(keepends=True)
+    lines = before.splitlines(True)
     present = current_values(lines)
     previous = {key: present.get(key) for key in wanted}
     after = "".join(apply_params(lines, wanted))
     # Nothing to write when every key to remove is absent from a missing file.
     changed = after != before and (exists or bool(after))
+    changes = {key: {"before": previous[key], "after": value}
+               for key, value in wanted.items() if changed and previous[key] != value}
 
-    result = {"changed": changed, "path": path, "previous": previous, "params": wanted}
+    result = {"changed": changed, "path": path, "previous": previous, "params": wanted, "changes": changes}
     if module._diff:
         result["diff"] = {
             "before": before,
             "after": after if changed else before,
-            "before_header": path if exists else f"{path} (absent)",
+            "before_header": path if exists else "{} (absent)".format(path),
             "after_header": path,
         }
     if changed:
         # Checked in check mode too, so a bad mode or owner shows up before the real run.
         attributes = file_attributes(module, path)
         if not exists and not os.path.isdir(os.path.dirname(path) or "."):
-            module.fail_json(msg=f"cannot create {path}: its directory does not exist")
+            module.fail_json(msg="cannot create {}: its directory does not exist".format(path))
     if changed and not module.check_mode:
         if module.params["backup"] and exists:
             result["backup_file"] = module.backup_local(path)
-        write_atomically(module, path, after, attributes)
+        write_atomically(module, path, after, attributes, exists)
     module.exit_json(**result)
 
 

@@ -5,9 +5,12 @@ applies a rendered ruleset atomically with ``iptables-restore --noflush`` after 
 ``--test`` pass, removes the layer, and deletes conntrack entries. All commands go
 through one ``run(args, data)`` callable (``AnsibleModule.run_command`` in the module)
 so every call is in one place. Rendering lives in ``sipguard_firewall_rules``.
+Runs on the target's Python (2.7, 3.6+): no f-strings or dataclasses.
 """
 
-from dataclasses import dataclass, field
+from __future__ import absolute_import, division, print_function
+
+from collections import OrderedDict
 
 from ansible.module_utils.sipguard_firewall_rules import (
     InputView,
@@ -29,6 +32,8 @@ from ansible.module_utils.sipguard_firewall_rules import (
     wanted_chains,
 )
 
+__metaclass__ = type
+
 VERSIONS = (4, 6)
 
 
@@ -36,13 +41,28 @@ class FirewallError(Exception):
     """A failure with a message for the user; the old rules are still in place."""
 
 
-@dataclass
 class LayerState:
-    """What of the layer exists right now."""
+    """What of the layer exists right now: `rules` version -> our chain lines from iptables-save,
+    `views` version -> InputView (where INPUT jumps to us), `sets` ipset name -> `ipset save` text."""
 
-    rules: dict = field(default_factory=dict)  # version -> our chain lines from iptables-save
-    views: dict = field(default_factory=dict)  # version -> InputView (where INPUT jumps to us)
-    sets: dict = field(default_factory=dict)  # ipset name -> `ipset save` text
+    def __init__(self, rules=None, views=None, sets=None):
+        self.rules = {} if rules is None else rules
+        self.views = {} if views is None else views
+        self.sets = {} if sets is None else sets
+
+    def _fields(self):
+        return (self.rules, self.views, self.sets)
+
+    def __eq__(self, other):
+        return isinstance(other, LayerState) and self._fields() == other._fields()
+
+    def __ne__(self, other):  # Python 2 does not derive it from __eq__
+        return not self == other
+
+    __hash__ = None  # mutable, like the dataclass it replaces
+
+    def __repr__(self):
+        return "LayerState(rules={!r}, views={!r}, sets={!r})".format(*self._fields())
 
     def exists(self):
         return (any(self.rules.values()) or any(v.heads or v.tails for v in self.views.values())
@@ -84,13 +104,13 @@ class Netfilter:
         self.bins = bins  # tool name -> absolute path
 
     def run(self, tool, args, data=None, ok=(0,)):
-        rc, out, err = self._run_cmd([self.bins[tool], *args], data)
+        rc, out, err = self._run_cmd([self.bins[tool]] + list(args), data)
         if rc not in ok:
             detail = " / ".join((err or out or "").strip().splitlines()[:4])
             if "open socket to ipset" in detail:
                 # iptables reaches ipset through a raw socket: containers need CAP_NET_RAW too.
                 detail += " (the set match needs CAP_NET_RAW; in a container add NET_RAW)"
-            raise FirewallError(f"{tool} {' '.join(args)} failed (exit {rc}): {detail}")
+            raise FirewallError("{} {} failed (exit {}): {}".format(tool, ' '.join(args), rc, detail))
         return rc, out, err
 
     def _tool(self, version, kind):
@@ -117,7 +137,7 @@ class Netfilter:
         """Delete the conntrack entries from this source; returns how many went."""
         family = ["-f", "ipv6"] if ":" in address else []
         # conntrack exits 1 when nothing matched; that is not an error here.
-        _, out, err = self.run("conntrack", ["-D", "-s", address, *family], ok=(0, 1))
+        _, out, err = self.run("conntrack", ["-D", "-s", address] + family, ok=(0, 1))
         for line in (out + err).splitlines():
             if "flow entries have been deleted" in line:
                 return _first_int(line)
@@ -157,23 +177,26 @@ def differences(spec, state):
     for v in VERSIONS:
         if v in spec.ip_versions:
             if normalise_rules("\n".join(state.rules[v])) != normalise_rules(render_rules(spec, v)):
-                diffs.append(f"IPv{v} rules differ")
+                diffs.append("IPv{} rules differ".format(v))
             view = state.views[v]
             if not view.head_in_place():
-                diffs.append(f"IPv{v} INPUT jump missing, repeated or below an ACCEPT rule "
-                             f"(jumps at {list(view.heads)}, first ACCEPT at {view.first_accept or 'none'})")
+                diffs.append("IPv{} INPUT jump missing, repeated or below an ACCEPT rule "
+                             "(jumps at {}, first ACCEPT at {})".format(
+                                 v, list(view.heads), view.first_accept or 'none'))
             if input_edits(spec, view) and view.head_in_place():
-                diffs.append(f"IPv{v} INPUT jump to the accept chain differs (at {list(view.tails)})")
+                diffs.append("IPv{} INPUT jump to the accept chain differs (at {})".format(
+                    v, list(view.tails)))
             allow = allow_set(spec.name, v)
             if allow not in state.sets or state.allow_members(allow) != set(allow_members(spec, v)):
-                diffs.append(f"ipset {allow} differs")
+                diffs.append("ipset {} differs".format(allow))
             block = block_set(spec.name, v)
-            if block_create(state, block) != _create_words(f"create {block} {block_set_type(spec, v)}"):
-                diffs.append(f"ipset {block} missing or has another type or timeout")
+            if block_create(state, block) != _create_words("create {} {}".format(
+                block, block_set_type(spec, v))):
+                diffs.append("ipset {} missing or has another type or timeout".format(block))
         else:
             if state.has_version(v):
-                diffs.append(f"IPv{v} rules exist but IPv{v} is not wanted")
-            diffs += [f"ipset {s} exists but IPv{v} is not wanted"
+                diffs.append("IPv{} rules exist but IPv{} is not wanted".format(v, v))
+            diffs += ["ipset {} exists but IPv{} is not wanted".format(s, v)
                       for s in ipset_names(spec.name, (v,)) if s in state.sets]
     return diffs
 
@@ -196,7 +219,7 @@ def block_create(state, block):
 
 def _sets_summary(lines):
     """ipset restore/save lines -> per set: its create line without noise, then sorted members."""
-    creates, members = {}, {}
+    creates, members = OrderedDict(), {}
     for line in lines:
         words = line.split()
         if words[:1] == ["create"]:
@@ -205,7 +228,7 @@ def _sets_summary(lines):
             members.setdefault(words[1], []).append(line)
     out = []
     for set_name, create in creates.items():
-        out += [f"# ipset {set_name}", create, *sorted(members.get(set_name, []))]
+        out += ["# ipset {}".format(set_name), create] + sorted(members.get(set_name, []))
     return out
 
 
@@ -215,7 +238,8 @@ def describe(state, name, versions=VERSIONS):
     for v in versions:
         if state.has_version(v):
             view = state.views[v]
-            parts.append(f"# IPv{v} (INPUT jumps at {list(view.heads)}, accept jumps at {list(view.tails)})")
+            parts.append("# IPv{} (INPUT jumps at {}, accept jumps at {})".format(
+                v, list(view.heads), list(view.tails)))
             parts += normalise_rules("\n".join(state.rules[v]))
     save_lines = [line for s in ipset_names(name, versions) if s in state.sets
                   for line in state.sets[s].splitlines()]
@@ -227,7 +251,7 @@ def describe_desired(spec):
     parts = []
     for v in spec.ip_versions:
         tail = ", accept jump at the end" if spec.accept_sip else ""
-        parts.append(f"# IPv{v} (INPUT jump near the top{tail})")
+        parts.append("# IPv{} (INPUT jump near the top{})".format(v, tail))
         parts += normalise_rules(render_rules(spec, v))
     parts += _sets_summary([line for v in spec.ip_versions for line in ipset_lines(spec, v, for_boot=True)])
     return "\n".join(parts) + "\n"
@@ -239,10 +263,10 @@ def describe_desired(spec):
 def swap_lines(target, scratch_type, members):
     """ipset restore lines that fill a scratch set and swap it with ``target`` in one step,
     so the set is never seen half-filled."""
-    scratch = f"{target}-new"
-    return [f"create {scratch} {scratch_type}", f"flush {scratch}",
-            *[f"add {scratch} {member}" for member in members],
-            f"swap {scratch} {target}", f"destroy {scratch}"]
+    scratch = "{}-new".format(target)
+    return ["create {} {}".format(scratch, scratch_type), "flush {}".format(scratch),
+            ] + ["add {} {}".format(scratch, member) for member in members] + [
+            "swap {} {}".format(scratch, target), "destroy {}".format(scratch)]
 
 
 def _block_members(state, block):
@@ -288,7 +312,7 @@ def _test_all(nf, spec, state):
         try:
             nf.restore(v, apply_text(spec, v, state.views[v], state.chains(v)), test=True)
         except FirewallError as exc:
-            raise FirewallError(f"the kernel refused the IPv{v} rules, nothing was changed: {exc}") from None
+            raise FirewallError("the kernel refused the IPv{} rules, nothing was changed: {}".format(v, exc))
 
 
 def apply(nf, spec, state):
@@ -346,7 +370,8 @@ def _retype_block_sets(nf, spec, state, created):
     for v in spec.ip_versions:
         block = block_set(spec.name, v)
         wanted = block_set_type(spec, v)
-        if block not in created and block_create(state, block) != _create_words(f"create {block} {wanted}"):
+        if block not in created and block_create(state, block) != _create_words("create {} {}".format(
+            block, wanted)):
             # A new timeout or prefix: keep the dynamic members, each with its remaining time.
             nf.ipset_restore(swap_lines(block, wanted, _block_members(state, block)))
 
@@ -358,19 +383,19 @@ def revert_text(name, v, previous, applied):
     now = set(wanted_chains(applied)) if v in applied.ip_versions else set()
     before = previous.chains(v)
     view = previous.views.get(v, InputView())
-    body = [f":{chain} - [0:0]" for chain in sorted(now | before)]
+    body = [":{} - [0:0]".format(chain) for chain in sorted(now | before)]
     body += [line for line in previous.rules.get(v, []) if line.startswith("-A ")]
     # Jumps the apply moved or added go back; jumps it left alone stay where they are.
     applied_here = v in applied.ip_versions
     if not (applied_here and view.head_in_place()):
-        body += [f"-D INPUT -j {entry}"] * (1 if applied_here else 0)
+        body += ["-D INPUT -j {}".format(entry)] * (1 if applied_here else 0)
         if view.heads:
-            body.append(f"-I INPUT 1 -j {entry}")
+            body.append("-I INPUT 1 -j {}".format(entry))
     tails_now = 1 if applied_here and applied.accept_sip else 0
     if not (tails_now and view.tail_in_place()):
-        body += [f"-D INPUT -j {accept}"] * tails_now
-        body += [f"-A INPUT -j {accept}"] * (1 if view.tails else 0)
-    body += [f"-X {chain}" for chain in sorted(now - before)]
+        body += ["-D INPUT -j {}".format(accept)] * tails_now
+        body += ["-A INPUT -j {}".format(accept)] * (1 if view.tails else 0)
+    body += ["-X {}".format(chain) for chain in sorted(now - before)]
     return restore_text(body)
 
 
@@ -383,13 +408,13 @@ def revert_ipset_lines(name, previous, v, applied):
     block_type = _create_type(previous, block)
     if block_type:
         kept = v in applied.ip_versions and block_create(previous, block) == _create_words(
-            f"create {block} {block_set_type(applied, v)}")
+            "create {} {}".format(block, block_set_type(applied, v)))
         if not kept:
             if v not in applied.ip_versions:  # the apply removed it; a retyped one is swapped below
-                lines.append(f"create {block} {block_type}")
+                lines.append("create {} {}".format(block, block_type))
             lines += swap_lines(block, block_type, _block_members(previous, block))
     if allow in previous.sets:
-        lines.append(f"create {allow} {allow_set_type(v)}")
+        lines.append("create {} {}".format(allow, allow_set_type(v)))
         lines += swap_lines(allow, allow_set_type(v), sorted(previous.allow_members(allow)))
     return lines
 

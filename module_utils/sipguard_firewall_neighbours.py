@@ -10,7 +10,11 @@ The layer is plain iptables/ip6tables chains that only remove traffic. Beside it
 Parsing is pure; ``detect`` runs the commands through the module's runner.
 """
 
+from __future__ import absolute_import, division, print_function
+
 import json
+
+__metaclass__ = type
 
 # iptables-nft keeps its rules in these tables: they are the layer's own backend, not a neighbour.
 IPTABLES_NFT_TABLES = {"filter", "mangle", "raw", "nat", "security"}
@@ -41,7 +45,7 @@ def native_drop_chains(nft_json):
         family, table = chain.get("family"), chain.get("table")
         if (family in ("ip", "ip6") and table in IPTABLES_NFT_TABLES) or table == "firewalld":
             continue
-        found.append(f"{family} {table}/{chain.get('name')}")
+        found.append("{} {}/{}".format(family, table, chain.get('name')))
     return found
 
 
@@ -68,6 +72,7 @@ def detect(run, which, read_file):
         rc, out, _ = run([nft, "-j", "list", "ruleset"])
         chains = native_drop_chains(out) if rc == 0 else []
         if chains:
-            warnings.append(f"native nftables input chains with policy drop ({', '.join(chains)}) also "
-                            "filter this host: they still drop what sipguard lets pass, accept_sip included")
+            warnings.append("native nftables input chains with policy drop ({}) also filter this host: "
+                            "they still drop what sipguard lets pass, accept_sip included"
+                            .format(", ".join(chains)))
     return None, warnings

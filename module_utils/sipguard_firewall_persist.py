@@ -12,9 +12,15 @@ shell script; a timer (systemd-run, or a detached ``sleep`` when systemd is not 
 init of this network namespace) runs it after N seconds unless ``state: confirmed``
 cancels it first. A guarded apply is only made persistent on confirmation, so a
 reboot after a rollback also comes up with the old rules.
+
+Runs on the target's Python (2.7, 3.6+). On Python 2, open() fails with IOError, which is not an
+OSError there: both are caught.
 """
 
+from __future__ import absolute_import, division, print_function
+
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -38,6 +44,8 @@ from ansible.module_utils.sipguard_firewall_rules import (
     render_rules,
 )
 
+__metaclass__ = type
+
 # Host firewall loaders that may restore a saved ruleset naming our sets.
 HOST_LOADERS = ("netfilter-persistent.service", "iptables.service", "ip6tables.service",
                 "firewalld.service", "nftables.service", "ufw.service")
@@ -52,11 +60,11 @@ def _must(run, args):
     """Run a systemctl/systemd-run call; a failure becomes a FirewallError for the user."""
     rc, out, err = run(args)
     if rc != 0:
-        raise FirewallError(f"{' '.join(args)} failed (exit {rc}): {(err or out).strip()}")
+        raise FirewallError("{} failed (exit {}): {}".format(' '.join(args), rc, (err or out).strip()))
 
 
 def unit_name(name):
-    return "sipguard-firewall.service" if name == "sipguard" else f"sipguard-firewall-{name}.service"
+    return "sipguard-firewall.service" if name == "sipguard" else "sipguard-firewall-{}.service".format(name)
 
 
 def sets_unit_name(name):
@@ -82,52 +90,54 @@ def systemd_usable():
 
 def boot_files(spec, bins):
     """path -> content of every file persistence needs (pure)."""
-    base = f"{CONF_DIR}/{spec.name}"
-    files = {f"{base}.ipset": "".join(line + "\n" for v in spec.ip_versions
+    base = "{}/{}".format(CONF_DIR, spec.name)
+    files = {"{}.ipset".format(base): "".join(line + "\n" for v in spec.ip_versions
                                       for line in ipset_lines(spec, v, for_boot=True))}
     entry, _, accept = chain_names(spec.name)
     starts = []
     for v in spec.ip_versions:
         tool = bins["iptables" if v == 4 else "ip6tables"]
-        files[f"{base}.rules{v}"] = "*filter\n" + render_rules(spec, v) + "COMMIT\n"
-        starts.append(f"ExecStart={bins['iptables-restore' if v == 4 else 'ip6tables-restore']} "
-                      f"--noflush {base}.rules{v}")
+        files["{}.rules{}".format(base, v)] = "*filter\n" + render_rules(spec, v) + "COMMIT\n"
+        starts.append("ExecStart={} "
+                      "--noflush {}.rules{}".format(
+                          bins['iptables-restore' if v == 4 else 'ip6tables-restore'], base, v))
         # Jumps go in by check-then-insert, so a restart, or a saved host ruleset that already
         # holds them, never adds a second one.
-        starts.append(f"ExecStart=/bin/sh -c '{tool} -C INPUT -j {entry} 2>/dev/null"
-                      f" || {tool} -I INPUT 1 -j {entry}'")
+        starts.append("ExecStart=/bin/sh -c '{} -C INPUT -j {} 2>/dev/null"
+                      " || {} -I INPUT 1 -j {}'".format(tool, entry, tool, entry))
         if spec.accept_sip:
-            starts.append(f"ExecStart=/bin/sh -c '{tool} -C INPUT -j {accept} 2>/dev/null"
-                          f" || {tool} -A INPUT -j {accept}'")
+            starts.append("ExecStart=/bin/sh -c '{} -C INPUT -j {} 2>/dev/null"
+                          " || {} -A INPUT -j {}'".format(tool, accept, tool, accept))
     loaders = " ".join(HOST_LOADERS)
     header = "# Written by the sipguard_firewall Ansible module; changes are overwritten."
-    files[f"{UNIT_DIR}/{sets_unit_name(spec.name)}"] = "\n".join([
+    files["{}/{}".format(UNIT_DIR, sets_unit_name(spec.name))] = "\n".join([
         header,
         "[Unit]",
-        f"Description=sipguard firewall layer {spec.name}: ipsets, before any saved ruleset naming them",
+        "Description=sipguard firewall layer {}: ipsets, before any saved ruleset naming them".format(
+            spec.name),
         "DefaultDependencies=no",
         "After=local-fs.target systemd-modules-load.service",
-        f"Before=network-pre.target shutdown.target {loaders}",
+        "Before=network-pre.target shutdown.target {}".format(loaders),
         "Wants=network-pre.target",
         "Conflicts=shutdown.target",
         "",
         "[Service]",
         "Type=oneshot",
         "RemainAfterExit=yes",
-        f"ExecStart={bins['ipset']} -exist -file {base}.ipset restore",
+        "ExecStart={} -exist -file {}.ipset restore".format(bins['ipset'], base),
         "",
         "[Install]",
         "WantedBy=multi-user.target",
         "",
     ])
-    files[f"{UNIT_DIR}/{unit_name(spec.name)}"] = "\n".join([
+    files["{}/{}".format(UNIT_DIR, unit_name(spec.name))] = "\n".join([
         header,
         "[Unit]",
-        f"Description=sipguard firewall layer {spec.name}: iptables chains",
+        "Description=sipguard firewall layer {}: iptables chains".format(spec.name),
         "DefaultDependencies=no",
-        f"Requires={sets_unit_name(spec.name)}",
+        "Requires={}".format(sets_unit_name(spec.name)),
         # After the host's loaders: a ruleset restored without --noflush would drop our chains.
-        f"After=local-fs.target {sets_unit_name(spec.name)} {loaders}",
+        "After=local-fs.target {} {}".format(sets_unit_name(spec.name), loaders),
         "Before=network-pre.target shutdown.target",
         "Wants=network-pre.target",
         "Conflicts=shutdown.target",
@@ -135,7 +145,7 @@ def boot_files(spec, bins):
         "[Service]",
         "Type=oneshot",
         "RemainAfterExit=yes",
-        *starts,
+    ] + starts + [
         "",
         "[Install]",
         "WantedBy=multi-user.target",
@@ -150,20 +160,29 @@ def files_differ(files):
             with open(path) as handle:
                 if handle.read() != content:
                     return True
-        except OSError:
+        except (IOError, OSError):
             return True
     return False
 
 
+def make_dirs(path, mode=0o777):
+    """os.makedirs that accepts an existing directory (exist_ok is Python 3 only)."""
+    try:
+        os.makedirs(path, mode)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST or not os.path.isdir(path):
+            raise
+
+
 def write_atomic(path, content, mode=0o644):
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
+    make_dirs(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sipguard-")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(content)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.rename(tmp, path)  # replaces atomically on POSIX (os.replace is Python 3 only)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -178,9 +197,9 @@ def install_boot_files(files, run, name):
 
 
 def boot_files_exist(name):
-    paths = [f"{CONF_DIR}/{name}.ipset", f"{UNIT_DIR}/{unit_name(name)}",
-             f"{UNIT_DIR}/{sets_unit_name(name)}"]
-    paths += [f"{CONF_DIR}/{name}.rules{v}" for v in VERSIONS]
+    paths = ["{}/{}.ipset".format(CONF_DIR, name), "{}/{}".format(UNIT_DIR, unit_name(name)),
+             "{}/{}".format(UNIT_DIR, sets_unit_name(name))]
+    paths += ["{}/{}.rules{}".format(CONF_DIR, name, v) for v in VERSIONS]
     return [p for p in paths if os.path.exists(p)]
 
 
@@ -192,9 +211,9 @@ def remove_boot_files(name, run):
     if not paths:
         return False
     units = [unit_name(name), sets_unit_name(name)]
-    run(["systemctl", "stop", *units])  # only clears their "active (exited)" state
+    run(["systemctl", "stop"] + units)  # only clears their "active (exited)" state
     # An earlier sipguard wrote no sets unit: disable only what exists.
-    _must(run, ["systemctl", "disable", *[u for u in units if os.path.exists(f"{UNIT_DIR}/{u}")]])
+    _must(run, ["systemctl", "disable"] + [u for u in units if os.path.exists("{}/{}".format(UNIT_DIR, u))])
     for path in paths:
         os.unlink(path)
     _must(run, ["systemctl", "daemon-reload"])
@@ -213,24 +232,24 @@ def remove_empty_dirs(directory):
 
 
 def guard_dir(name):
-    return f"{STATE_DIR}/{name}"
+    return "{}/{}".format(STATE_DIR, name)
 
 
 def rollback_unit(name):
-    return f"sipguard-firewall-rollback-{name}"
+    return "sipguard-firewall-rollback-{}".format(name)
 
 
 def guard_pending(name):
-    return os.path.exists(f"{guard_dir(name)}/rollback.sh")
+    return os.path.exists("{}/rollback.sh".format(guard_dir(name)))
 
 
 def lock_path(name):
-    return f"{RUN_DIR}/sipguard-firewall-{name}.lock"
+    return "{}/sipguard-firewall-{}.lock".format(RUN_DIR, name)
 
 
 def rolled_back_path(name):
     """Written by the rollback script: a later confirm must fail, not report 'nothing to do'."""
-    return f"{RUN_DIR}/sipguard-firewall-{name}.rolled-back"
+    return "{}/sipguard-firewall-{}.rolled-back".format(RUN_DIR, name)
 
 
 @contextlib.contextmanager
@@ -250,17 +269,20 @@ def rolled_back(name):
     try:
         with open(rolled_back_path(name)) as handle:
             return handle.read().strip() or "earlier"
-    except OSError:
+    except (IOError, OSError):
         return None
 
 
 def forget_rollback(name):
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(rolled_back_path(name))
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
 
 
 def load_previous(name):
-    with open(f"{guard_dir(name)}/previous.json") as handle:
+    with open("{}/previous.json".format(guard_dir(name))) as handle:
         return LayerState.from_json(json.load(handle))
 
 
@@ -269,32 +291,33 @@ def rollback_script(name, previous, spec, bins):
     directory = guard_dir(name)
     lines = [
         "#!/bin/sh",
-        f"# Written by sipguard_firewall: puts the firewall layer '{name}' back as it was before",
+        "# Written by sipguard_firewall: puts the firewall layer '{}' back as it was before".format(name),
         "# a guarded apply that nobody confirmed (state: confirmed) in time.",
         # Under the module's lock: a confirm either comes before (and this exits) or after.
-        f"exec 9>{lock_path(name)}",
+        "exec 9>{}".format(lock_path(name)),
         "flock 9",
-        f"[ -e {directory}/rollback.sh ] || exit 0",
+        "[ -e {}/rollback.sh ] || exit 0".format(directory),
     ]
     for v in VERSIONS:
         ipset_in = revert_ipset_lines(name, previous, v, spec)
         if ipset_in:
-            lines += [f"{bins['ipset']} -exist restore <<'SIPGUARD_EOF'", *ipset_in, "SIPGUARD_EOF"]
+            lines += ["{} -exist restore <<'SIPGUARD_EOF'".format(
+                bins['ipset'])] + ipset_in + ["SIPGUARD_EOF"]
         if previous.has_version(v) or v in spec.ip_versions:
             tool = bins["iptables-restore" if v == 4 else "ip6tables-restore"]
             text = revert_text(name, v, previous, spec)
-            lines += [f"{tool} --noflush <<'SIPGUARD_EOF'", text.rstrip("\n"), "SIPGUARD_EOF"]
+            lines += ["{} --noflush <<'SIPGUARD_EOF'".format(tool), text.rstrip("\n"), "SIPGUARD_EOF"]
     for set_name in ipset_names(name):
         if set_name not in previous.sets:
-            lines.append(f"{bins['ipset']} destroy {set_name} 2>/dev/null")
-    lines.append(f"date -u '+%Y-%m-%d %H:%M:%S UTC' >{rolled_back_path(name)}")
-    lines.append(f"rm -rf {directory}")
-    lines.append(f"rmdir {STATE_DIR} {os.path.dirname(STATE_DIR)} 2>/dev/null")
+            lines.append("{} destroy {} 2>/dev/null".format(bins['ipset'], set_name))
+    lines.append("date -u '+%Y-%m-%d %H:%M:%S UTC' >{}".format(rolled_back_path(name)))
+    lines.append("rm -rf {}".format(directory))
+    lines.append("rmdir {} {} 2>/dev/null".format(STATE_DIR, os.path.dirname(STATE_DIR)))
     lines.append("exit 0")
     return "\n".join(lines) + "\n"
 
 
-def arm_guard(name, previous, spec, *, bins, seconds, pending_boot, run):
+def arm_guard(name, previous, spec, bins, seconds, pending_boot, run):
     """Write the rollback script (and the boot files waiting for confirmation), then
     schedule the script. A guard already pending keeps its older, confirmed state."""
     directory = guard_dir(name)
@@ -302,53 +325,55 @@ def arm_guard(name, previous, spec, *, bins, seconds, pending_boot, run):
         previous = load_previous(name)
         _cancel_timer(name, run)
     forget_rollback(name)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    write_atomic(f"{directory}/previous.json", json.dumps(previous.to_json()), 0o600)
-    pending = f"{directory}/pending"
+    make_dirs(directory, 0o700)
+    write_atomic("{}/previous.json".format(directory), json.dumps(previous.to_json()), 0o600)
+    pending = "{}/pending".format(directory)
     shutil.rmtree(pending, ignore_errors=True)
     if pending_boot:
         os.makedirs(pending)
-        write_atomic(f"{pending}/files.json", json.dumps(pending_boot), 0o600)
-    script = f"{directory}/rollback.sh"
+        write_atomic("{}/files.json".format(pending), json.dumps(pending_boot), 0o600)
+    script = "{}/rollback.sh".format(directory)
     write_atomic(script, rollback_script(name, previous, spec, bins), 0o700)
     if systemd_usable():
-        _must(run, ["systemd-run", "--unit", rollback_unit(name), f"--on-active={seconds}s",
+        _must(run, ["systemd-run", "--unit", rollback_unit(name), "--on-active={}s".format(seconds),
              "--timer-property=AccuracySec=1s", "/bin/sh", script])
     else:
-        # No usable systemd: a detached process in its own session outlives the module.
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell input from the user
-            ["/bin/sh", "-c", f"sleep {int(seconds)}; exec /bin/sh {script}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
-        )
-        write_atomic(f"{directory}/pid", str(proc.pid), 0o600)
+        # No usable systemd: a detached process in its own session outlives the module
+        # (setsid in the child; subprocess.DEVNULL and start_new_session are Python 3 only).
+        with open(os.devnull, "r+b") as devnull:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell input from the user
+                ["/bin/sh", "-c", "sleep {}; exec /bin/sh {}".format(int(seconds), script)],
+                stdin=devnull, stdout=devnull, stderr=devnull,
+                preexec_fn=os.setsid, close_fds=True,  # noqa: PLW1509 - no threads in a module
+            )
+        write_atomic("{}/pid".format(directory), str(proc.pid), 0o600)
 
 
 def _cancel_timer(name, run):
     directory = guard_dir(name)
-    pid_file = f"{directory}/pid"
+    pid_file = "{}/pid".format(directory)
     if os.path.exists(pid_file):
         with open(pid_file) as handle:
             pid = int(handle.read().strip() or 0)
         if pid and _is_our_sleeper(pid, directory):
             os.killpg(pid, signal.SIGTERM)
             for _ in range(50):  # bounded wait so the script cannot start half-way
-                if not os.path.exists(f"/proc/{pid}"):
+                if not os.path.exists("/proc/{}".format(pid)):
                     break
                 time.sleep(0.02)
         os.unlink(pid_file)
     elif systemd_usable():
         unit = rollback_unit(name)
         # Either may already be gone (the timer fired, or never started): not an error.
-        run(["systemctl", "stop", f"{unit}.timer", f"{unit}.service"])
-        run(["systemctl", "reset-failed", f"{unit}.timer", f"{unit}.service"])
+        run(["systemctl", "stop", "{}.timer".format(unit), "{}.service".format(unit)])
+        run(["systemctl", "reset-failed", "{}.timer".format(unit), "{}.service".format(unit)])
 
 
 def _is_our_sleeper(pid, directory):
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
             return directory.encode() in handle.read()
-    except OSError:
+    except (IOError, OSError):
         return False
 
 
@@ -358,7 +383,7 @@ def confirm_guard(name, run):
     if not guard_pending(name):
         return False
     _cancel_timer(name, run)
-    files_json = f"{guard_dir(name)}/pending/files.json"
+    files_json = "{}/pending/files.json".format(guard_dir(name))
     if os.path.exists(files_json):
         with open(files_json) as handle:
             install_boot_files(json.load(handle), run, name)

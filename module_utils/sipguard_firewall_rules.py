@@ -23,14 +23,23 @@ decides. Opening SIP where the host would drop it is the separate, explicit
 
 The rules are rendered the way ``iptables-save`` prints them, so comparing the
 kernel's view with the rendering tells whether anything would change.
+
+This file and the others the module ships run on the target's Python: 2.7 and
+3.6+ as well as 3.11+ (docs/modules.md), so no f-strings or dataclasses here.
 """
 
-import contextlib
+from __future__ import absolute_import, division, print_function
+
+import binascii
 import hashlib
-import ipaddress
 import re
 import shlex
-from dataclasses import dataclass
+from collections import OrderedDict, namedtuple
+
+from ansible.module_utils.sipguard_ip import parse_address, parse_network
+from ansible.module_utils.six.moves import shlex_quote
+
+__metaclass__ = type
 
 MULTIPORT_MAX = 15  # the multiport match takes at most 15 ports per rule
 STRING_MAX = 128  # longest pattern the string match accepts
@@ -38,8 +47,8 @@ LOG_PREFIX_MAX = 29  # the LOG target's limit
 IPSET_TIMEOUT_MAX = 2147483  # ipset's largest timeout in seconds
 RATE_MAX = 10000  # new SIP requests per second per source; more is not a limit
 LOG_TAGS = ("ua ", "block ", "deny ")
-NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,11}")  # used with fullmatch: no trailing newline
-SAFE_TEXT_RE = re.compile(r"[\x20-\x7e]+")
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,11}\Z")  # \Z: no trailing newline (re.match anchors the start)
+SAFE_TEXT_RE = re.compile(r"[\x20-\x7e]+\Z")
 IPV6_PREFIX_MIN = 32  # a coarser limit would lump whole providers together
 UA_HEADER = "\nUser-Agent:"  # LF ends every header line before it, with or without CR
 LOG_RATE_RE = re.compile(r"^(\d{1,6})/(second|sec|s|minute|min|m|hour|h|day|d)$")
@@ -55,29 +64,38 @@ class FirewallConfigError(ValueError):
     """An option the layer cannot render; the message is meant for the user."""
 
 
-@dataclass(frozen=True)
-class FirewallSpec:
-    """The validated, canonical form of the module options."""
+def _unique(items):
+    """`items` without repeats, in their first order (dicts keep no order on Python 2)."""
+    return tuple(OrderedDict.fromkeys(items))
 
-    name: str
-    sip_ports: tuple
-    protocols: tuple
-    ip_versions: tuple
-    allowed: dict  # version -> tuple of canonical networks
-    trunks: dict  # version -> tuple of canonical networks
-    restricted: bool  # SIP only from allowed + trunks (else open to the world)
-    accept_sip: bool  # also ACCEPT what the profile opens, after the host's own rules
-    ipv6_prefix: int  # IPv6 sources are rate-limited and blocked per prefix of this length
-    scanner_user_agents: tuple
-    rate_limit: int
-    rate_burst: int
-    block_set_timeout: int
-    log: bool
-    log_prefix: str
-    log_rate: str
-    final_action: str
-    management_ports: tuple
-    block_addresses: dict  # version -> tuple of addresses
+
+_SPEC_FIELDS = (
+    "name",
+    "sip_ports",  # tuple
+    "protocols",  # tuple
+    "ip_versions",  # tuple
+    "allowed",  # dict: version -> tuple of canonical networks
+    "trunks",  # dict: version -> tuple of canonical networks
+    "restricted",  # bool: SIP only from allowed + trunks (else open to the world)
+    "accept_sip",  # bool: also ACCEPT what the profile opens, after the host's own rules
+    "ipv6_prefix",  # int: IPv6 sources are rate-limited and blocked per prefix of this length
+    "scanner_user_agents",  # tuple
+    "rate_limit",
+    "rate_burst",
+    "block_set_timeout",
+    "log",
+    "log_prefix",
+    "log_rate",
+    "final_action",
+    "management_ports",  # tuple
+    "block_addresses",  # dict: version -> tuple of addresses
+)
+
+
+class FirewallSpec(namedtuple("FirewallSpec", _SPEC_FIELDS)):
+    """The validated, canonical form of the module options (immutable)."""
+
+    __slots__ = ()
 
 
 # --- names -------------------------------------------------------------------
@@ -85,12 +103,12 @@ class FirewallSpec:
 
 def chain_names(name):
     """The layer's chains, the entry chain first, the optional accept chain last."""
-    return (f"{name}-INPUT", f"{name}-SIP", f"{name}-ACCEPT")
+    return ("{}-INPUT".format(name), "{}-SIP".format(name), "{}-ACCEPT".format(name))
 
 
 def legacy_chain_names(name):
     """Chains an earlier sipguard created and this one removes (the rate-ban chain)."""
-    return (f"{name}-BAN",)
+    return ("{}-BAN".format(name),)
 
 
 def wanted_chains(spec):
@@ -99,11 +117,11 @@ def wanted_chains(spec):
 
 
 def allow_set(name, version):
-    return f"{name}-allow{version}"
+    return "{}-allow{}".format(name, version)
 
 
 def block_set(name, version):
-    return f"{name}-block{version}"
+    return "{}-block{}".format(name, version)
 
 
 def ipset_names(name, versions=(4, 6)):
@@ -121,9 +139,10 @@ def hashlimit_name(spec, version):
     the settings of the first one, so a re-apply with a new rate under the old name
     would silently keep the old rate. The name must stay under 16 characters.
     """
-    key = f"{spec.name}|{spec.rate_limit}|{spec.rate_burst}|{spec.ipv6_prefix if version == 6 else 32}"
+    key = "{}|{}|{}|{}".format(
+        spec.name, spec.rate_limit, spec.rate_burst, spec.ipv6_prefix if version == 6 else 32)
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return f"sg{version}{digest[:10]}"
+    return "sg{}{}".format(version, digest[:10])
 
 
 # --- validation ----------------------------------------------------------------
@@ -135,30 +154,30 @@ def _ports(values, option, allow_empty):
         try:
             port = int(value)
         except (TypeError, ValueError):
-            raise FirewallConfigError(f"{option}: '{value}' is not a port number") from None
+            raise FirewallConfigError("{}: '{}' is not a port number".format(option, value))
         if not 1 <= port <= 65535:
-            raise FirewallConfigError(f"{option}: {port} is outside 1-65535")
+            raise FirewallConfigError("{}: {} is outside 1-65535".format(option, port))
         if port not in ports:
             ports.append(port)
     if not ports and not allow_empty:
-        raise FirewallConfigError(f"{option} must name at least one port")
+        raise FirewallConfigError("{} must name at least one port".format(option))
     return tuple(ports)
 
 
 def canonical_network(text, option):
     """'10.0.0.7/24' -> '10.0.0.0/24'; a single host -> its bare address (as ipset prints it)."""
     try:
-        net = ipaddress.ip_network(str(text).strip(), strict=False)
+        version, address, prefixlen, max_prefixlen = parse_network(text)
     except ValueError:
-        raise FirewallConfigError(f"{option}: '{text}' is not an IP address or CIDR network") from None
-    if net.prefixlen == 0:
+        raise FirewallConfigError("{}: '{}' is not an IP address or CIDR network".format(option, text))
+    if prefixlen == 0:
         raise FirewallConfigError(
-            f"{option}: '{text}' covers every address; "
-            "to open SIP to the world set restrict_to_allowed: false"
+            "{}: '{}' covers every address; "
+            "to open SIP to the world set restrict_to_allowed: false".format(option, text)
         )
-    if net.prefixlen == net.max_prefixlen:
-        return net.version, str(net.network_address)
-    return net.version, str(net)
+    if prefixlen == max_prefixlen:
+        return version, address
+    return version, "{}/{}".format(address, prefixlen)
 
 
 def _networks_by_version(values, option):
@@ -174,22 +193,22 @@ def _addresses_by_version(values, option):
     out = {4: [], 6: []}
     for value in values or []:
         try:
-            addr = ipaddress.ip_address(str(value).strip())
+            version, addr = parse_address(value)
         except ValueError:
-            raise FirewallConfigError(f"{option}: '{value}' is not a single IP address") from None
-        if str(addr) not in out[addr.version]:
-            out[addr.version].append(str(addr))
+            raise FirewallConfigError("{}: '{}' is not a single IP address".format(option, value))
+        if addr not in out[version]:
+            out[version].append(addr)
     return {v: tuple(a) for v, a in out.items()}
 
 
 def _safe_text(value, option, max_len):
     text = str(value)
-    if not SAFE_TEXT_RE.fullmatch(text) or '"' in text or "\\" in text:
+    if not SAFE_TEXT_RE.match(text) or '"' in text or "\\" in text:
         raise FirewallConfigError(
-            f"{option}: '{text}' must be printable ASCII without quotes or backslashes"
+            "{}: '{}' must be printable ASCII without quotes or backslashes".format(option, text)
         )
     if len(text) > max_len:
-        raise FirewallConfigError(f"{option}: '{text}' is longer than {max_len} characters")
+        raise FirewallConfigError("{}: '{}' is longer than {} characters".format(option, text, max_len))
     return text
 
 
@@ -197,9 +216,9 @@ def _int_in_range(value, option, low, high):
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise FirewallConfigError(f"{option}: '{value}' is not a whole number") from None
+        raise FirewallConfigError("{}: '{}' is not a whole number".format(option, value))
     if not low <= number <= high:
-        raise FirewallConfigError(f"{option}: {number} is outside {low}-{high}")
+        raise FirewallConfigError("{}: {} is outside {}-{}".format(option, number, low, high))
     return number
 
 
@@ -207,25 +226,25 @@ def canonical_log_rate(text):
     """'5/minute' -> '5/min', the spelling iptables-save prints."""
     match = LOG_RATE_RE.match(str(text).strip())
     if not match or int(match.group(1)) == 0:
-        raise FirewallConfigError(f"log_rate: '{text}' is not a rate like 5/minute or 1/second")
-    return f"{int(match.group(1))}/{LOG_RATE_UNITS[match.group(2)]}"
+        raise FirewallConfigError("log_rate: '{}' is not a rate like 5/minute or 1/second".format(text))
+    return "{}/{}".format(int(match.group(1)), LOG_RATE_UNITS[match.group(2)])
 
 
 def build_spec(options):
     """Validate the module options (a dict) and return a FirewallSpec."""
     name = str(options.get("name", "sipguard"))
-    if not NAME_RE.fullmatch(name):
+    if not NAME_RE.match(name):
         raise FirewallConfigError(
-            f"name: '{name}' must start with a letter and have at most 12 letters, digits, '_' or '-'"
+            "name: '{}' must start with a letter and have at most 12 letters, digits, '_' or '-'".format(name)
         )
-    protocols = tuple(dict.fromkeys(options.get("protocols") or ["udp", "tcp"]))
+    protocols = _unique(options.get("protocols") or ["udp", "tcp"])
     for proto in protocols:
         if proto not in ("udp", "tcp"):
-            raise FirewallConfigError(f"protocols: '{proto}' is not udp or tcp")
+            raise FirewallConfigError("protocols: '{}' is not udp or tcp".format(proto))
     versions = tuple(sorted({int(v) for v in options.get("ip_versions") or [4, 6]}))
     for v in versions:
         if v not in (4, 6):
-            raise FirewallConfigError(f"ip_versions: {v} is not 4 or 6")
+            raise FirewallConfigError("ip_versions: {} is not 4 or 6".format(v))
     allowed = _networks_by_version(options.get("allowed_networks"), "allowed_networks")
     trunks = _networks_by_version(options.get("trunk_addresses"), "trunk_addresses")
     restrict = options.get("restrict_to_allowed")
@@ -245,7 +264,8 @@ def build_spec(options):
     block = _addresses_by_version(options.get("block_addresses"), "block_addresses")
     for v in (4, 6):
         if block[v] and v not in versions:
-            raise FirewallConfigError(f"block_addresses: {block[v][0]} is IPv{v}, but ip_versions has no {v}")
+            raise FirewallConfigError("block_addresses: {} is IPv{}, but ip_versions has no {}".format(
+                block[v][0], v, v))
     log_prefix = _safe_text(options.get("log_prefix", "sipguard: "), "log_prefix",
                             LOG_PREFIX_MAX - max(len(t) for t in LOG_TAGS))
     return FirewallSpec(
@@ -276,7 +296,7 @@ def build_spec(options):
 def _final_action(value):
     action = str(value).upper()
     if action not in ("DROP", "REJECT"):
-        raise FirewallConfigError(f"final_action: '{value}' is not DROP or REJECT")
+        raise FirewallConfigError("final_action: '{}' is not DROP or REJECT".format(value))
     return action
 
 
@@ -292,25 +312,25 @@ def _log_rule(spec, chain, match, tag):
     """A rate-limited LOG rule placed just before the drop it announces."""
     if not spec.log:
         return []
-    limit = f"-m limit --limit {spec.log_rate}"
-    return [f'-A {chain} {match}{limit} -j LOG --log-prefix "{spec.log_prefix}{tag}"']
+    limit = "-m limit --limit {}".format(spec.log_rate)
+    return ['-A {} {}{} -j LOG --log-prefix "{}{}"'.format(chain, match, limit, spec.log_prefix, tag)]
 
 
 def allow_members(spec, version):
     """The allow set's members: allowed networks and trunks, canonical, no repeats."""
-    return tuple(dict.fromkeys(spec.allowed[version] + spec.trunks[version]))
+    return _unique(spec.allowed[version] + spec.trunks[version])
 
 
 def ua_hex(ua, space):
     """The bytes a scanner's User-Agent header starts with, as iptables-save prints a
     --hex-string: all hex between bars, lower case."""
-    text = f"{UA_HEADER}{' ' if space else ''}{ua}"
-    return "|" + text.encode("ascii").hex() + "|"
+    text = "{}{}{}".format(UA_HEADER, ' ' if space else '', ua)
+    return "|" + binascii.hexlify(text.encode("ascii")).decode("ascii") + "|"
 
 
 def _sip_matches(spec):
     """(protocol, multiport match) pairs covering every SIP port."""
-    return [(proto, f"-p {proto} -m multiport --dports {ports}")
+    return [(proto, "-p {} -m multiport --dports {}".format(proto, ports))
             for proto in spec.protocols for ports in _chunks(spec.sip_ports)]
 
 
@@ -321,20 +341,20 @@ def render_rules(spec, version):
     on the current INPUT chain, which only the apply layer sees.
     """
     entry, sip, accept = chain_names(spec.name)
-    lines = [f":{chain} - [0:0]" for chain in wanted_chains(spec)]
+    lines = [":{} - [0:0]".format(chain) for chain in wanted_chains(spec)]
 
     for ports in _chunks(spec.management_ports):
-        lines.append(f"-A {entry} -p tcp -m multiport --dports {ports} -j RETURN")
+        lines.append("-A {} -p tcp -m multiport --dports {} -j RETURN".format(entry, ports))
     for _, match in _sip_matches(spec):
-        lines.append(f"-A {entry} {match} -j {sip}")
+        lines.append("-A {} {} -j {}".format(entry, match, sip))
 
-    allowed = f"-m set --match-set {allow_set(spec.name, version)} src"
+    allowed = "-m set --match-set {} src".format(allow_set(spec.name, version))
     # Trusted sources first: nothing below (a User-Agent, a rate, a ban) can drop a trunk or the LAN.
-    lines.append(f"-A {sip} {allowed} -j RETURN")
+    lines.append("-A {} {} -j RETURN".format(sip, allowed))
 
-    blocked = f"-m set --match-set {block_set(spec.name, version)} src "
+    blocked = "-m set --match-set {} src ".format(block_set(spec.name, version))
     lines += _log_rule(spec, sip, blocked, "block ")
-    lines.append(f"-A {sip} {blocked}-j DROP")
+    lines.append("-A {} {}-j DROP".format(sip, blocked))
 
     # The User-Agent header only, and only on UDP: one datagram is one message, while a
     # dropped TCP segment would be retransmitted and stall the connection (the responder
@@ -342,44 +362,46 @@ def render_rules(spec, version):
     if "udp" in spec.protocols and spec.scanner_user_agents:
         # A rule that only uses conntrack (no target): it makes the kernel reassemble fragments
         # before this table, so a User-Agent in a second fragment is seen like any other.
-        lines.append(f"-A {sip} -p udp -m conntrack ! --ctstate INVALID")
+        lines.append("-A {} -p udp -m conntrack ! --ctstate INVALID".format(sip))
         for ua in spec.scanner_user_agents:
             for space in (True, False):
-                match = f'-p udp -m string --hex-string "{ua_hex(ua, space)}" --algo bm --icase '
+                match = '-p udp -m string --hex-string "{}" --algo bm --icase '.format(ua_hex(ua, space))
                 lines += _log_rule(spec, sip, match, "ua ")
-                lines.append(f"-A {sip} {match}-j DROP")
+                lines.append("-A {} {}-j DROP".format(sip, match))
 
     if spec.rate_limit:
-        mask = f" --hashlimit-srcmask {spec.ipv6_prefix}" if version == 6 and spec.ipv6_prefix != 128 else ""
+        mask = " --hashlimit-srcmask {}".format(
+            spec.ipv6_prefix) if version == 6 and spec.ipv6_prefix != 128 else ""
         hashlimit = (
-            f"-m hashlimit --hashlimit-above {spec.rate_limit}/sec --hashlimit-burst {spec.rate_burst} "
-            f"--hashlimit-mode srcip --hashlimit-name {hashlimit_name(spec, version)}{mask} "
+            "-m hashlimit --hashlimit-above {}/sec --hashlimit-burst {} "
+            "--hashlimit-mode srcip --hashlimit-name {}{} ".format(
+                spec.rate_limit, spec.rate_burst, hashlimit_name(spec, version), mask)
         )
         # Excess is dropped, never banned: the source of a UDP packet or a SYN can be forged.
         # On UDP every packet is a request; on TCP only count connection attempts. Not
         # logged: a LOG rule with the same hashlimit would count every packet twice.
         if "udp" in spec.protocols:
-            lines.append(f"-A {sip} -p udp {hashlimit}-j DROP")
+            lines.append("-A {} -p udp {}-j DROP".format(sip, hashlimit))
         if "tcp" in spec.protocols:
-            lines.append(f"-A {sip} -p tcp -m conntrack --ctstate NEW {hashlimit}-j DROP")
+            lines.append("-A {} -p tcp -m conntrack --ctstate NEW {}-j DROP".format(sip, hashlimit))
 
     if spec.restricted:
         lines += _log_rule(spec, sip, "", "deny ")
-        lines.append(f"-A {sip} {_final_target(spec, version)}")
+        lines.append("-A {} {}".format(sip, _final_target(spec, version)))
     else:
-        lines.append(f"-A {sip} -j RETURN")
+        lines.append("-A {} -j RETURN".format(sip))
 
     if spec.accept_sip:
-        source = f" {allowed}" if spec.restricted else ""
+        source = " {}".format(allowed) if spec.restricted else ""
         for _, match in _sip_matches(spec):
-            lines.append(f"-A {accept} {match}{source} -j ACCEPT")
+            lines.append("-A {} {}{} -j ACCEPT".format(accept, match, source))
     return "\n".join(lines) + "\n"
 
 
 def _final_target(spec, version):
     if spec.final_action == "REJECT":
         icmp = "icmp-port-unreachable" if version == 4 else "icmp6-port-unreachable"
-        return f"-j REJECT --reject-with {icmp}"
+        return "-j REJECT --reject-with {}".format(icmp)
     return "-j DROP"
 
 
@@ -388,14 +410,15 @@ def restore_text(body_lines):
     return "*filter\n" + "".join(line + "\n" for line in body_lines) + "COMMIT\n"
 
 
-@dataclass(frozen=True)
-class InputView:
-    """Where the layer's jumps sit in INPUT (1-based positions)."""
+class InputView(namedtuple("InputView", ("heads", "tails", "first_accept", "length"))):
+    """Where the layer's jumps sit in INPUT (1-based positions): `heads` the jumps to N-INPUT,
+    `tails` those to N-ACCEPT, `first_accept` the first INPUT rule that ACCEPTs (0: none),
+    `length` the rules in INPUT."""
 
-    heads: tuple = ()  # jumps to N-INPUT
-    tails: tuple = ()  # jumps to N-ACCEPT
-    first_accept: int = 0  # first INPUT rule that ACCEPTs (0: none)
-    length: int = 0  # rules in INPUT
+    __slots__ = ()
+
+    def __new__(cls, heads=(), tails=(), first_accept=0, length=0):
+        return super(InputView, cls).__new__(cls, heads, tails, first_accept, length)
 
     def head_in_place(self):
         """One jump to us, and no ACCEPT above it. Other tools (fail2ban) may insert their
@@ -412,13 +435,13 @@ def input_edits(spec, view):
     entry, _, accept = chain_names(spec.name)
     lines = []
     if not view.head_in_place():
-        lines += [f"-D INPUT -j {entry}"] * len(view.heads)
-        lines.append(f"-I INPUT 1 -j {entry}")
+        lines += ["-D INPUT -j {}".format(entry)] * len(view.heads)
+        lines.append("-I INPUT 1 -j {}".format(entry))
     want_tail = spec.accept_sip
     if not (want_tail and view.tail_in_place()):
-        lines += [f"-D INPUT -j {accept}"] * len(view.tails)
+        lines += ["-D INPUT -j {}".format(accept)] * len(view.tails)
         if want_tail:
-            lines.append(f"-A INPUT -j {accept}")
+            lines.append("-A INPUT -j {}".format(accept))
     return lines
 
 
@@ -428,21 +451,22 @@ def apply_text(spec, version, view, existing_chains=()):
     longer wanted (the accept chain when accept_sip went off, a legacy chain)."""
     body = render_rules(spec, version).splitlines()
     edits = input_edits(spec, view)
-    stale = [c for c in (*chain_names(spec.name), *legacy_chain_names(spec.name))
+    stale = [c for c in chain_names(spec.name) + legacy_chain_names(spec.name)
              if c in existing_chains and c not in wanted_chains(spec)]
     declared = len(wanted_chains(spec))
-    body = body[:declared] + [f":{c} - [0:0]" for c in stale] + body[declared:] + edits
-    body += [f"-X {chain}" for chain in stale]
+    body = body[:declared] + [":{} - [0:0]".format(c) for c in stale] + body[declared:] + edits
+    body += ["-X {}".format(chain) for chain in stale]
     return restore_text(body)
 
 
 def removal_text(name, view, existing_chains):
     """Restore text that removes the jump(s) and our chains; other chains untouched."""
     entry, _, accept = chain_names(name)
-    body = [f"-D INPUT -j {entry}"] * len(view.heads) + [f"-D INPUT -j {accept}"] * len(view.tails)
-    ours = [c for c in (*chain_names(name), *legacy_chain_names(name)) if c in existing_chains]
-    body += [f":{chain} - [0:0]" for chain in ours]  # flush first: a chain must be empty to go
-    body += [f"-X {chain}" for chain in ours]
+    body = ["-D INPUT -j {}".format(entry)] * len(view.heads) + ["-D INPUT -j {}".format(
+        accept)] * len(view.tails)
+    ours = [c for c in chain_names(name) + legacy_chain_names(name) if c in existing_chains]
+    body += [":{} - [0:0]".format(chain) for chain in ours]  # flush first: a chain must be empty to go
+    body += ["-X {}".format(chain) for chain in ours]
     return restore_text(body)
 
 
@@ -450,13 +474,13 @@ def block_set_type(spec, version):
     """The block set's type: IPv6 sources are blocked per prefix (one /64 is one host's
     worth of addresses), so rotating through a prefix does not escape a ban."""
     if version == 4:
-        return f"hash:ip family inet timeout {spec.block_set_timeout}"
-    mask = f" netmask {spec.ipv6_prefix}" if spec.ipv6_prefix != 128 else ""
-    return f"hash:ip family inet6{mask} timeout {spec.block_set_timeout}"
+        return "hash:ip family inet timeout {}".format(spec.block_set_timeout)
+    mask = " netmask {}".format(spec.ipv6_prefix) if spec.ipv6_prefix != 128 else ""
+    return "hash:ip family inet6{} timeout {}".format(mask, spec.block_set_timeout)
 
 
 def allow_set_type(version):
-    return f"hash:net family {'inet' if version == 4 else 'inet6'}"
+    return "hash:net family {}".format('inet' if version == 4 else 'inet6')
 
 
 def ipset_lines(spec, version, for_boot=False):
@@ -468,12 +492,12 @@ def ipset_lines(spec, version, for_boot=False):
     """
     allow = allow_set(spec.name, version)
     lines = [
-        f"create {allow} {allow_set_type(version)}",
-        f"create {block_set(spec.name, version)} {block_set_type(spec, version)}",
+        "create {} {}".format(allow, allow_set_type(version)),
+        "create {} {}".format(block_set(spec.name, version), block_set_type(spec, version)),
     ]
     if for_boot:
-        lines.append(f"flush {allow}")
-        lines += [f"add {allow} {member}" for member in allow_members(spec, version)]
+        lines.append("flush {}".format(allow))
+        lines += ["add {} {}".format(allow, member) for member in allow_members(spec, version)]
     return lines
 
 
@@ -489,8 +513,10 @@ def normalise_line(line):
         word = tokens[i]
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
         if word == "--limit" and nxt is not None:
-            with contextlib.suppress(FirewallConfigError):  # not a rate: leave it as it is
+            try:
                 nxt = canonical_log_rate(nxt)
+            except FirewallConfigError:  # not a rate: leave it as it is
+                pass
             out += [word, nxt]
             i += 2
             continue
@@ -503,7 +529,7 @@ def normalise_line(line):
             continue
         out.append(word)
         i += 1
-    return " ".join(shlex.quote(t) for t in out)
+    return " ".join(shlex_quote(t) for t in out)
 
 
 def _canonical_hex(option, value):
@@ -514,16 +540,16 @@ def _canonical_hex(option, value):
     else:
         data, parts = b"", value.split("|")
         for index, part in enumerate(parts):
-            data += bytes.fromhex(part.replace(" ", "")) if index % 2 else part.encode("latin-1")
+            data += binascii.unhexlify(part.replace(" ", "")) if index % 2 else part.encode("latin-1")
     out, run = "", ""
-    for byte in data:
+    for byte in bytearray(data):  # ints on Python 2 as on 3
         if 0x20 <= byte <= 0x7E and chr(byte) not in '|"\\':
-            out += f"|{run}|" if run else ""
+            out += "|{}|".format(run) if run else ""
             run = ""
             out += chr(byte)
         else:
-            run += f"{byte:02x}"
-    return out + (f"|{run}|" if run else "")
+            run += "{:02x}".format(byte)
+    return out + ("|{}|".format(run) if run else "")
 
 
 def normalise_rules(text):
@@ -551,7 +577,7 @@ def _chain_key(line):
 def own_lines(save_text, name):
     """From ``iptables-save -t filter`` output: our chain declarations and rules (legacy
     chains included, so they show as a difference), and where INPUT jumps to us."""
-    chains = (*chain_names(name), *legacy_chain_names(name))
+    chains = chain_names(name) + legacy_chain_names(name)
     entry, _, accept = chain_names(name)
     ours, heads, tails = [], [], []
     position = first_accept = 0

@@ -5,10 +5,13 @@ library only. It builds one out-of-dialog request the way a scanner would and re
 status line and headers; bodies are never interpreted.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
 
+import binascii
+import os
 import re
-import secrets
+
+__metaclass__ = type
 
 # Compact header forms (RFC 3261 section 7.3.3) mapped to their full names.
 COMPACT_HEADERS = {
@@ -26,67 +29,68 @@ COMPACT_HEADERS = {
 METHODS = ("OPTIONS", "REGISTER", "INVITE")
 
 
-def host_for_uri(address: str) -> str:
+def host_for_uri(address):
     """An IPv6 literal goes in brackets inside a SIP URI or a Via header."""
-    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+    return "[{}]".format(address) if ":" in address and not address.startswith("[") else address
 
 
-def new_token() -> str:
-    return secrets.token_hex(8)
+def new_token():
+    # secrets.token_hex is Python 3.6+; os.urandom is the same source.
+    return binascii.hexlify(os.urandom(8)).decode("ascii")
 
 
 def build_request(
-    method: str,
-    *,
-    host: str,
-    port: int,
-    transport: str,
-    local_address: str,
-    local_port: int,
-    user_agent: str,
-    from_user: str,
-    to_user: str,
-    call_id: str,
-    branch: str,
-    tag: str,
-    cseq: int = 1,
-) -> bytes:
+    method,
+    host,
+    port,
+    transport,
+    local_address,
+    local_port,
+    user_agent,
+    from_user,
+    to_user,
+    call_id,
+    branch,
+    tag,
+    cseq = 1,
+):
     """One SIP request as bytes; REGISTER targets the domain, the others the user at the host."""
     target = host_for_uri(host)
     local = host_for_uri(local_address)
     if method == "REGISTER":
-        request_uri = f"sip:{target}:{port}"
+        request_uri = "sip:{}:{}".format(target, port)
         to_user = from_user
     else:
-        request_uri = f"sip:{to_user}@{target}:{port}"
+        request_uri = "sip:{}@{}:{}".format(to_user, target, port)
     body = ""
     if method == "INVITE":
         family = "IP6" if ":" in local_address else "IP4"
         body = (
-            f"v=0\r\no=- 1 1 IN {family} {local_address}\r\ns=-\r\nc=IN {family} {local_address}\r\n"
-            "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            "v=0\r\no=- 1 1 IN {} {}\r\ns=-\r\nc=IN {} {}\r\n"
+            "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n".format(
+                family, local_address, family, local_address)
         )
     lines = [
-        f"{method} {request_uri} SIP/2.0",
-        f"Via: SIP/2.0/{transport.upper()} {local}:{local_port};branch={branch};rport",
+        "{} {} SIP/2.0".format(method, request_uri),
+        "Via: SIP/2.0/{} {}:{};branch={};rport".format(transport.upper(), local, local_port, branch),
         "Max-Forwards: 70",
-        f"From: <sip:{from_user}@{target}>;tag={tag}",
-        f"To: <sip:{to_user}@{target}>",
-        f"Call-ID: {call_id}",
-        f"CSeq: {cseq} {method}",
-        f"Contact: <sip:{from_user}@{local}:{local_port}>",
-        f"User-Agent: {user_agent}",
+        "From: <sip:{}@{}>;tag={}".format(from_user, target, tag),
+        "To: <sip:{}@{}>".format(to_user, target),
+        "Call-ID: {}".format(call_id),
+        "CSeq: {} {}".format(cseq, method),
+        "Contact: <sip:{}@{}:{}>".format(from_user, local, local_port),
+        "User-Agent: {}".format(user_agent),
         "Accept: application/sdp",
     ]
     if method == "REGISTER":
         lines.append("Expires: 60")
     if body:
         lines.append("Content-Type: application/sdp")
-    lines.append(f"Content-Length: {len(body.encode())}")
+    lines.append("Content-Length: {}".format(len(body.encode())))
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 
-def build_follow_up(method: str, request: bytes, response: dict, *, cseq: int, branch: str | None) -> bytes:
+def build_follow_up(method, request, response, cseq, branch):
     """ACK or BYE after a final answer to `request` (an INVITE).
 
     `branch=None` reuses the INVITE's Via: the ACK of a non-2xx answer belongs to the INVITE transaction.
@@ -102,14 +106,15 @@ def build_follow_up(method: str, request: bytes, response: dict, *, cseq: int, b
     for line in lines[1:]:
         name = line.split(":", 1)[0].strip().lower()
         if name == "via" and branch is not None:
-            headers.append(re.sub(r"branch=[^;]+", f"branch={branch}", line))
+            headers.append(re.sub(r"branch=[^;]+", "branch={}".format(branch), line))
         elif name in ("via", "from", "call-id", "max-forwards", "user-agent"):
             headers.append(line)
-    headers += [f"To: {response['headers'].get('to', '')}", f"CSeq: {cseq} {method}", "Content-Length: 0"]
-    return ("\r\n".join([f"{method} {request_uri} SIP/2.0", *headers]) + "\r\n\r\n").encode()
+    headers += ["To: {}".format(response['headers'].get('to', '')), "CSeq: {} {}".format(
+        cseq, method), "Content-Length: 0"]
+    return ("\r\n".join(["{} {} SIP/2.0".format(method, request_uri)] + headers) + "\r\n\r\n").encode()
 
 
-def split_message(buffer: bytes) -> tuple[bytes, bytes] | None:
+def split_message(buffer):
     """For a stream (TCP): (one whole message, the rest), or None while the message is incomplete."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
@@ -126,7 +131,7 @@ def split_message(buffer: bytes) -> tuple[bytes, bytes] | None:
     return buffer[:total], buffer[total:]
 
 
-def parse_response(data: bytes) -> dict | None:
+def parse_response(data):
     """Status line and headers of a SIP response, or None if `data` is not one.
 
     Returns {"status_code", "reason", "headers" (lower-case full names; the first value of each),
@@ -139,7 +144,7 @@ def parse_response(data: bytes) -> dict | None:
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("SIP/2.0") or not parts[1].isdigit():
         return None
-    headers: dict[str, str] = {}
+    headers = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep:

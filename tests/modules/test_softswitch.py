@@ -6,6 +6,7 @@ import os
 import stat
 
 import pytest
+from ansible.module_utils.basic import AnsibleModule
 
 SAMPLE = """\
 # VOS3000 softswitch parameters
@@ -230,3 +231,66 @@ def test_bad_create_attributes_fail_even_in_check_mode(run_module, tmp_path, ext
         assert result["failed"]
         assert message in result["msg"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_write_goes_through_ansibles_atomic_move(run_module, conf, monkeypatch):
+    # AnsibleModule.atomic_move keeps the old file's SELinux context (and owner and mode).
+    moves = []
+    real_move = AnsibleModule.atomic_move
+
+    def recording_move(self, src, dest, *args, **kwargs):
+        moves.append((os.path.dirname(src), dest))
+        return real_move(self, src, dest, *args, **kwargs)
+
+    monkeypatch.setattr(AnsibleModule, "atomic_move", recording_move)
+    run_module("sipguard_softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}})
+    assert moves == [(str(conf.parent), str(conf))]
+    assert "SS_REPLY_UNAUTHORIZED=Off\n" in conf.read_text()
+
+
+def test_backup_only_when_something_changes_and_never_in_check_mode(run_module, conf):
+    args = {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}, "backup": True}
+    previewed = run_module("sipguard_softswitch", args, check=True)
+    assert previewed["changed"] and "backup_file" not in previewed
+    assert sorted(os.listdir(conf.parent)) == ["softswitch.conf"]
+
+    changed = run_module("sipguard_softswitch", args)
+    again = run_module("sipguard_softswitch", args)
+    assert "backup_file" not in again
+    backup = os.path.basename(changed["backup_file"])
+    assert sorted(os.listdir(conf.parent)) == sorted(["softswitch.conf", backup])
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_missing_vos3000_file_fails_naming_the_path_in_check_mode_too(run_module, tmp_path, check):
+    path = tmp_path / "home" / "kunshi" / "mbx3000" / "etc" / "softswitch.conf"
+    args = {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}
+    result = run_module("sipguard_softswitch", args, check=check)
+    assert result["failed"]
+    assert str(path) in result["msg"] and "does not exist" in result["msg"]
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_directory_at_the_path_fails_in_check_mode(run_module, tmp_path):
+    args = {"path": str(tmp_path), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}
+    result = run_module("sipguard_softswitch", args, check=True)
+    assert result["failed"]
+    assert str(tmp_path) in result["msg"] and "directory" in result["msg"]
+
+
+def test_check_mode_shows_the_parameter_changes_from_the_real_file(run_module, conf):
+    result = run_module(
+        "sipguard_softswitch",
+        {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off", "SS_SIP_PORT": "5060,6060",
+                                       "SS_ENDPOINT_EXPIRE": 600}},
+        check=True, diff=True,
+    )
+    assert result["changes"] == {
+        "SS_REPLY_UNAUTHORIZED": {"before": "On", "after": "Off"},
+        "SS_ENDPOINT_EXPIRE": {"before": None, "after": "600"},
+    }
+    assert result["diff"]["before"] == SAMPLE
+    assert "SS_REPLY_UNAUTHORIZED=Off\n" in result["diff"]["after"]
+    assert conf.read_text() == SAMPLE
+    assert run_module("sipguard_softswitch", {"path": str(conf), "params": {"SS_SIP_PORT": "5060,6060"}},
+                      check=True)["changes"] == {}
