@@ -527,6 +527,10 @@ def normalise_line(line):
         if word == "--limit-burst" and nxt == "5":  # the default; iptables-save leaves it out
             i += 2
             continue
+        if (word, nxt) in (("--from", "0"), ("--to", "65535")):
+            # The string match's defaults: iptables 1.8.7 (Debian 11) prints them, 1.8.9 does not.
+            i += 2
+            continue
         out.append(word)
         i += 1
     return " ".join(shlex_quote(t) for t in out)

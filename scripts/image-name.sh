@@ -12,3 +12,12 @@ sipguard_image_name() {
     key="$(cat "$dir/build-image.sh" "$dir/image-packages.txt" | sha256sum | cut -c1-12)"
     echo "localhost/sipguard-lab:$key"
 }
+
+# The image of another Debian release (scripts/build-suite-image.sh SUITE
+# [--iptables MODE]): its tag hashes only what that build uses.
+sipguard_suite_image_name() { # suite [iptables-mode]
+    local dir key
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+    key="$( (cat "$dir/build-suite-image.sh" "$dir/image-packages-$1.txt"; echo "iptables=${2:-}") | sha256sum | cut -c1-12)"
+    echo "localhost/sipguard-lab-$1:$key"
+}

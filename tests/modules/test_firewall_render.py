@@ -35,6 +35,7 @@ from ansible.module_utils.sipguard_firewall_rules import (  # noqa: E402
     build_spec,
     hashlimit_name,
     ipset_lines,
+    normalise_line,
     normalise_rules,
     own_lines,
     removal_text,
@@ -489,3 +490,13 @@ def test_module_refuses_an_unknown_choice(run_module):
 
 def test_documentation_matches_the_argument_spec(documentation_check):
     documentation_check("sipguard_firewall")
+
+
+def test_string_match_defaults_printed_by_older_iptables_are_no_difference():
+    # iptables 1.8.7 (Debian 11's legacy backend, and older) prints the string match's --from/--to defaults.
+    old = ("-A sipguard-SIP -p udp -m string --hex-string \"|0a557365722d4167656e743a20736d6170|\" "
+           "--algo bm --from 0 --to 65535 --icase -j DROP")
+    new = ("-A sipguard-SIP -p udp -m string --hex-string \"|0a557365722d4167656e743a20736d6170|\" "
+           "--algo bm --icase -j DROP")
+    assert normalise_line(old) == normalise_line(new)
+    assert normalise_line(new.replace("--icase", "--to 1500 --icase")) != normalise_line(new)
