@@ -24,9 +24,9 @@ description:
     rate limit are dropped (never banned - a UDP source can be forged), and the rest returns to the
     host's rules (SIP open to the world) or is logged and dropped or rejected (O(restrict_to_allowed)).
     Whatever returns still meets the host's own rules, fail2ban and policy, which decide.
-  - Refuses, changing nothing, when firewalld runs with its iptables backend (its reload would
-    remove the layer). Warns when firewalld (nftables backend) or a native nftables input chain
-    with a drop policy also filters; they still decide over what the layer lets pass.
+  - Refuses, changing nothing, when firewalld runs (a C(firewall-cmd --reload) removes other tools'
+    iptables chains, with either backend). Warns when a native nftables input chain with a drop
+    policy also filters; it still decides over what the layer lets pass.
   - Re-applying keeps the dynamic members of the block sets (the responder adds sources there).
   - With O(persist=true) the layer is written to C(/etc/sipguard/firewall/) and loaded at boot by
     C(sipguard-firewall.service). When systemd is not running, or is not the init of the network

@@ -1,12 +1,13 @@
 """Other firewall managers on the target, and what the layer does beside them.
 
 The layer is plain iptables/ip6tables chains that only remove traffic. Beside it:
-- firewalld with its iptables backend rebuilds the whole iptables ruleset on every
-  ``firewall-cmd --reload`` and would silently remove the layer: refused.
-- firewalld with its nftables backend, or a native nftables table whose input chain
-  drops by policy, filter in a hook of their own: a packet must pass both, so the
-  layer keeps working and they still decide over what it lets pass (a warning says
-  so, since ``accept_sip`` cannot open anything through them).
+- firewalld removes third-party iptables chains on every ``firewall-cmd --reload``,
+  with either backend (measured with Debian 12's firewalld 1.3.3 and its default
+  nftables backend, FlushAllOnReload=no included): refused, nothing changed.
+- a native nftables table whose input chain drops by policy filters in a hook of its
+  own: a packet must pass both, so the layer keeps working and that table still
+  decides over what it lets pass (a warning says so, since ``accept_sip`` cannot open
+  anything through it).
 Parsing is pure; ``detect`` runs the commands through the module's runner.
 """
 
@@ -59,14 +60,10 @@ def detect(run, which, read_file):
         rc, out, _ = run([firewall_cmd, "--state"])
         if rc == 0 and out.strip() == "running":
             backend = firewalld_backend(read_file(FIREWALLD_CONF) or "")
-            if backend == "iptables":
-                return ("firewalld is running with FirewallBackend=iptables: every firewall-cmd --reload "
-                        "rebuilds iptables and would remove sipguard's chains. Nothing was changed. "
-                        "Switch firewalld to FirewallBackend=nftables, or open SIP in firewalld and "
-                        "stop it, then re-run; see docs/firewall.md 'Beside other firewalls'."), warnings
-            warnings.append("firewalld is running (nftables backend): sipguard's layer stays across "
-                            "firewall-cmd --reload, and firewalld still decides over what it lets pass; "
-                            "open the SIP ports in firewalld where SIP must be answered")
+            return ("firewalld is running (FirewallBackend={}): every firewall-cmd --reload removes "
+                    "other tools' iptables chains, so sipguard's layer would silently disappear. Nothing "
+                    "was changed. Filter SIP with firewalld itself, or stop and disable firewalld and "
+                    "re-run; see docs/firewall.md 'Beside other firewalls'.".format(backend)), warnings
     nft = which("nft")
     if nft:
         rc, out, _ = run([nft, "-j", "list", "ruleset"])

@@ -24,15 +24,16 @@ def host_port(host, port):
 
 def request(method, hp, transport, user, src, ua, call_id, cseq, expires, auth="", display=""):
     tag = uuid.uuid4().hex[:8]
+    sent_by = f"[{src}]" if ":" in src else (src or "0.0.0.0")  # an IPv6 address needs brackets
     lines = [
         f"{method} sip:{hp} SIP/2.0",
-        f"Via: SIP/2.0/{transport.upper()} {src or '0.0.0.0'};branch=z9hG4bK{tag};rport",
+        f"Via: SIP/2.0/{transport.upper()} {sent_by};branch=z9hG4bK{tag};rport",
         "Max-Forwards: 70",
         f"From: {display + ' ' if display else ''}<sip:{user}@{hp}>;tag={tag}",
         f"To: <sip:{user}@{hp}>",
         f"Call-ID: {call_id}",
         f"CSeq: {cseq} {method}",
-        f"Contact: <sip:{user}@{src or '0.0.0.0'}>",
+        f"Contact: <sip:{user}@{sent_by}>",
         f"User-Agent: {ua}",
     ]
     if method == "REGISTER":
