@@ -39,17 +39,19 @@ def test_svwar_finds_no_extension(topo):
 
 
 def test_scanner_user_agent_dropped_in_kernel(topo):
-    target, phone = topo.host("target"), topo.host("phone")
-    before = rule_packets(target, SCANNER_UA)
-    # From the LAN phone, a source the responder would otherwise answer, and
-    # with the trace on: the kernel must eat the packet before the responder.
+    target, scanner = topo.host("target"), topo.host("scanner")
+    # The User-Agent rules are printed as hex (they match the header, not any substring).
+    before = rule_packets(target, r"--hex-string .*-j DROP")
+    # From the internet, with the trace on: the kernel must eat the packet before the
+    # responder sees it (the LAN and trunks are trusted and pass to the responder, which
+    # drops scanners itself).
     target.check_output("PYTHONPATH=/opt/sipresponder python3 -m sipresponder trace on")
-    reply = sip_probe(phone, topo.target_lan, user_agent=SCANNER_UA, **PHONE, method="REGISTER")
+    reply = sip_probe(scanner, topo.target_wan, user_agent=SCANNER_UA, method="REGISTER")
     assert not reply["answered"], reply
-    assert rule_packets(target, SCANNER_UA) > before
-    # The same request with an ordinary User-Agent does reach the trace, so the
-    # trace is on and read: the scanner's absence below means something.
-    sip_probe(phone, topo.target_lan, method="OPTIONS", user_agent="sipguard-trace-marker")
+    assert rule_packets(target, r"--hex-string .*-j DROP") > before
+    # The same request with an ordinary User-Agent does reach the trace (as a silent drop
+    # of a stranger), so the trace is on and read: the scanner's absence means something.
+    sip_probe(scanner, topo.target_wan, method="OPTIONS", user_agent="sipguard-trace-marker")
 
     def marker_traced():
         return [e for e in trace_lines(target) if e.get("ua") == "sipguard-trace-marker"]
