@@ -11,7 +11,9 @@ conntrack call goes through `ip netns exec`; this host's own firewall is never t
 
 import json
 import os
+import random
 import shutil
+import string
 import subprocess
 import sys
 import time
@@ -83,6 +85,17 @@ for n in range(1, count + 1):
     sock.close()
     sent += 1
 print(sent)
+"""
+
+SEND_MANY = r"""
+import json, socket, sys, time
+src, dst, payloads = sys.argv[1], sys.argv[2], json.load(sys.stdin)
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((src, 43000))
+for payload in payloads:
+    sock.sendto(payload.encode(), (dst, 5060))
+    time.sleep(0.001)
+print(len(payloads))
 """
 
 # A bounded steady stream: one datagram every 2 ms for N seconds; prints how many it sent.
@@ -241,6 +254,13 @@ class Lab:
         sources, as a spoofer has them). Returns how many were sent."""
         return int(sh("ip", "netns", "exec", self.client, sys.executable, "-c", SPOOF6,
                       prefix, str(count), SERVER6, payload).stdout)
+
+    def send_many(self, src, payloads):
+        """Send each payload once as a datagram (paced, bounded); returns how many were sent."""
+        argv = ["ip", "netns", "exec", self.client, sys.executable, "-c", SEND_MANY, src, SERVER4]
+        proc = subprocess.run(argv, input=json.dumps(payloads), capture_output=True, text=True, timeout=60,
+                              check=True)
+        return int(proc.stdout)
 
     def stream(self, src, payload, seconds):
         """A steady stream (one datagram every 2 ms, for `seconds`); prints how many it sent."""
@@ -511,6 +531,70 @@ def test_a_scanner_user_agent_in_a_second_fragment_is_dropped_too(lab):
             assert lab.send(client, padded.replace("friendly-scanner", "Linphone/5.0"), sport=40001) == 1
         finally:
             assert [line.split()[0] for line in received(server)] == [client]
+
+
+DEFAULT_SCANNERS = ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "iWar", "SIPBomber", "sundayddr",
+                    "VaxSIPUserAgent", "VaxIPUserAgent", "pplsip", "siparmyknife", "smap"]
+
+
+PHONE_AGENTS = ["Linphone/5.2", "Yealink SIP-T46S", "Grandstream GXP2170", "TrunkSwitch/2.1"]
+
+
+def ordinary_messages(count, seed=4711):
+    """Ordinary SIP traffic in which scanner names turn up everywhere but in the User-Agent:
+    Call-IDs, tags, branches, display names, SDP, digest fields, other headers."""
+    rng = random.Random(seed)  # noqa: S311 - a repeatable corpus, not a secret
+    alphabet = string.ascii_letters + string.digits
+
+    def token(n=10):
+        word = "".join(rng.choice(alphabet) for _ in range(n))
+        if rng.random() < 0.5:  # a scanner name, in any case, somewhere inside
+            name = rng.choice(DEFAULT_SCANNERS)
+            name = rng.choice([name, name.upper(), name.lower()])
+            cut = rng.randrange(len(word))
+            word = word[:cut] + name + word[cut:]
+        return word
+
+    messages = []
+    for n in range(count):
+        body = (f"v=0\r\no=- {n} 1 IN IP4 198.18.99.3\r\ns={token()}\r\nc=IN IP4 198.18.99.3\r\n"
+                f"m=audio 4000 RTP/AVP 0\r\na=tool:{token()}\r\n")
+        headers = [
+            f"INVITE sip:{token(4)}@198.18.99.1 SIP/2.0",
+            f"Via: SIP/2.0/UDP 198.18.99.3:5060;branch=z9hG4bK{token()}",
+            f'From: "{token(6)} {token(6)}" <sip:{token(5)}@trunk>;tag={token()}',
+            f"To: <sip:{token(4)}@198.18.99.1>",
+            f"Call-ID: {token(16)}@{token(4)}",
+            "CSeq: 1 INVITE",
+            f'Authorization: Digest username="{token(5)}", realm="{token()}", nonce="{token(20)}", '
+            f'uri="sip:x", response="{token(32)}", cnonce="{token()}", nc=00000001, qop=auth',
+            f"X-Note: {token()} User-Agentless {token()}",
+            f"User-Agent: {rng.choice(PHONE_AGENTS)}",
+            "Content-Type: application/sdp",
+            f"Content-Length: {len(body)}",
+        ]
+        messages.append("\r\n".join(headers) + "\r\n\r\n" + body)
+    return messages
+
+
+def test_false_positive_corpus_of_ordinary_traffic_finds_nothing(lab):
+    lab.module({"scanner_user_agents": DEFAULT_SCANNERS})
+    corpus = ordinary_messages(1000)
+    assert sum(any(name.lower() in m.lower() for name in DEFAULT_SCANNERS) for m in corpus) > 400
+    counter = subprocess.Popen(["ip", "netns", "exec", lab.server, sys.executable, "-c", COUNTER, SERVER4],
+                               stdout=subprocess.PIPE, text=True)
+    assert counter.stdout.readline().strip() == "ready"
+    try:
+        sent = lab.send_many(OTHER4, corpus)
+        time.sleep(0.3)
+    finally:
+        counter.terminate()
+        got = int(counter.communicate(timeout=10)[0])
+    assert sent == len(corpus)
+    assert got == sent, f"{sent - got} ordinary messages dropped as scanners"
+    assert lab.rule_packets("--hex-string") == 0
+    # The same corpus with a scanner's User-Agent is dropped, every message.
+    assert lab.send(OTHER4, corpus[0].replace("User-Agent: ", "User-Agent: sipvicious "), sport=40009) == 0
 
 
 def test_one_tcp_connection_carries_every_call_with_a_scanner_name_inside(lab):
