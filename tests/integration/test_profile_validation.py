@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 def run_site(tmp_path, *args, **host_vars):
     # JSON is YAML: a one-host inventory with the host in "targets".
     host_vars["ansible_connection"] = "containers.podman.podman"
+    host_vars.setdefault("sipguard_softswitch", "sipresponder")
     inventory = {"all": {"children": {"targets": {"hosts": {HOST: host_vars}}}}}
     (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
@@ -34,7 +35,7 @@ def run_site(tmp_path, *args, **host_vars):
 
 def run_validation_only(tmp_path, **host_vars):
     """site.yml with every role but sipguard_profile (tagged always) skipped: no connection at all."""
-    return run_site(tmp_path, "--skip-tags", "responder,softswitch,firewall", **host_vars)
+    return run_site(tmp_path, "--skip-tags", "preflight,responder,softswitch,firewall", **host_vars)
 
 
 def assert_stopped_by_validation(result, *needles):
