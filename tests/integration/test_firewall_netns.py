@@ -252,6 +252,10 @@ class Lab:
     def send_from_prefix(self, prefix, count, payload):
         """One datagram from each of `count` addresses prefix+1.. (IPV6_TRANSPARENT: unassigned
         sources, as a spoofer has them). Returns how many were sent."""
+        # A static neighbour entry: resolving the server from an unassigned source can fail,
+        # and then every datagram waits in vain.
+        mac = self.srv("cat", "/sys/class/net/sgfw0/address").strip()
+        sh("ip", "-n", self.client, "-6", "neigh", "replace", SERVER6, "lladdr", mac, "dev", "sgfw1")
         return int(sh("ip", "netns", "exec", self.client, sys.executable, "-c", SPOOF6,
                       prefix, str(count), SERVER6, payload).stdout)
 
