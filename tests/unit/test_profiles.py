@@ -143,14 +143,6 @@ def test_trunk_table_merges_static_and_dns_in_order():
     ]
 
 
-def test_allowed_networks_per_profile():
-    trunks = [{"name": "t", "addresses": ["198.18.20.50"]}]
-    lan = ["198.18.10.0/24"]
-    assert profile.sipguard_allowed_networks(PROFILES["public"], lan, trunks) == []
-    mixed = profile.sipguard_allowed_networks(PROFILES["mixed"], lan, trunks)
-    assert mixed == ["198.18.10.0/24", "198.18.20.50"]
-
-
 # --- typed lists: ports, transports, IP versions, scanner User-Agents ------------------------------
 
 
@@ -290,7 +282,7 @@ def _sipguard_keys(node):
 
 
 def test_known_variables_cover_the_documented_facts_and_every_role_input():
-    assert {"sipguard_settings", "sipguard_trunks_resolved", "sipguard_allowed_networks", "sipguard_profile",
+    assert {"sipguard_settings", "sipguard_trunks_resolved", "sipguard_profile",
             "sipguard_scanner_user_agents_empty_ok", "sipguard_firewall_result",
             "sipguard_audit_port"} <= ROLE_KNOWN
 

@@ -104,16 +104,6 @@ def sipguard_trunk_table(trunks, dns_results=None):
     return table
 
 
-def sipguard_allowed_networks(settings, lan_networks, trunk_table):
-    """Where SIP may come from for a profile row: ``[]`` means the whole world."""
-    if settings["firewall"]["allow"] == "world":
-        return []
-    networks = list(lan_networks or [])
-    for trunk in trunk_table or []:
-        networks += [a for a in trunk["addresses"] if a not in networks]
-    return networks
-
-
 # --- typed lists ---------------------------------------------------------------------------------
 
 
@@ -338,7 +328,6 @@ class FilterModule:
             "sipguard_trunk_problems": sipguard_trunk_problems,
             "sipguard_account_problems": sipguard_account_problems,
             "sipguard_trunk_table": sipguard_trunk_table,
-            "sipguard_allowed_networks": sipguard_allowed_networks,
             "sipguard_port_problems": sipguard_port_problems,
             "sipguard_port_overlap": sipguard_port_overlap,
             "sipguard_choice_problems": sipguard_choice_problems,
