@@ -88,11 +88,11 @@ class LayerState:
     def allow_members(self, name):
         return {line.split()[2] for line in self.sets.get(name, "").splitlines() if line.startswith("add ")}
 
-    def set_timeout(self, name):
+    def set_type(self, name):
+        """The set's type and options as its `ipset save` create line has them (None: no set)."""
         for line in self.sets.get(name, "").splitlines():
-            words = line.split()
-            if words[:1] == ["create"] and "timeout" in words:
-                return int(words[words.index("timeout") + 1])
+            if line.startswith("create "):
+                return " ".join(line.split()[2:])
         return None
 
 
@@ -211,10 +211,9 @@ def _create_words(line):
 
 
 def block_create(state, block):
-    for line in state.sets.get(block, "").splitlines():
-        if line.startswith("create "):
-            return _create_words(line)
-    return None
+    """The block set's create line without the kernel's defaults (None: no set)."""
+    kind = state.set_type(block)
+    return _create_words("create {} {}".format(block, kind)) if kind else None
 
 
 def _sets_summary(lines):
@@ -273,14 +272,6 @@ def _block_members(state, block):
     """The block set's members as `ipset save` lists them (address and remaining timeout)."""
     return [" ".join(line.split()[2:]) for line in state.sets.get(block, "").splitlines()
             if line.startswith("add ")]
-
-
-def _create_type(state, set_name):
-    """The previous `create` line's type and options (without the name)."""
-    for line in state.sets.get(set_name, "").splitlines():
-        if line.startswith("create "):
-            return " ".join(line.split()[2:])
-    return None
 
 
 def remove_version(nf, name, v, state):
@@ -405,7 +396,7 @@ def revert_ipset_lines(name, previous, v, applied):
     and members when the apply retyped or removed it."""
     lines = []
     allow, block = allow_set(name, v), block_set(name, v)
-    block_type = _create_type(previous, block)
+    block_type = previous.set_type(block)
     if block_type:
         kept = v in applied.ip_versions and block_create(previous, block) == _create_words(
             "create {} {}".format(block, block_set_type(applied, v)))
