@@ -135,3 +135,17 @@ def flood(vantage, host: str, *, count: int, source: str = "", port: int = 5060,
           user_agent: str = "Linphone/5.2", seconds: float = 5.0) -> None:
     """Send at most `count` OPTIONS as fast as possible (and for at most `seconds`)."""
     _in_vantage(vantage, "flood", host, port, count, source, user_agent, seconds)
+
+
+def flood_from_the_phone(topo, account: dict) -> tuple[bool, bool]:
+    """Flood the target from the LAN phone's own address, as a spoofer with a trusted address would,
+    then see whether that address landed in the block set and whether the phone registers again."""
+    phone, target = topo.host("phone"), topo.host("target")
+    flood(phone, topo.target_lan, count=3000, seconds=5)
+    address = phone.check_output(f"ip -o route get {topo.target_lan}").split(" src ")[1].split()[0]
+    banned = in_ipset(target, "sipguard-block4", address)
+
+    def registered():
+        return sip_probe(phone, topo.target_lan, method="REGISTER", **account)["status"] == 200
+
+    return banned, bool(wait_for(registered, timeout=10))

@@ -5,6 +5,7 @@ import pytest
 from sipcheck import (
     add_address,
     flood,
+    flood_from_the_phone,
     in_ipset,
     rule_packets,
     sip_probe,
@@ -100,9 +101,6 @@ def test_password_guesser_is_suspended_and_blocked_in_kernel(topo):
 
 def test_a_flood_with_the_lan_phones_address_bans_nobody(topo):
     # What a spoofer would send with a trusted address: limited at most, never a ban of the phone.
-    phone, target = topo.host("phone"), topo.host("target")
-    flood(phone, topo.target_lan, count=3000, seconds=5)
-    phone_address = phone.check_output(f"ip -o route get {topo.target_lan}").split(" src ")[1].split()[0]
-    assert not in_ipset(target, "sipguard-block4", phone_address)
-    assert wait_for(lambda: sip_probe(phone, topo.target_lan, method="REGISTER", **PHONE)["status"] == 200,
-                    timeout=10), "the phone must register again right after the flood"
+    banned, registers = flood_from_the_phone(topo, PHONE)
+    assert not banned
+    assert registers, "the phone must register again right after the flood"
