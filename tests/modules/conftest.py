@@ -1,4 +1,4 @@
-"""Call a module from library/ in-process, the way Ansible would, and capture its result.
+"""Call a module from plugins/modules/ in-process, the way Ansible would, and capture its result.
 
 Ansible hands a module its arguments as JSON and reads one JSON document from its stdout; the module
 ends with exit_json()/fail_json(), which print that document and call sys.exit(). The helper below feeds
@@ -8,7 +8,7 @@ argument-spec validation, check mode, diff mode and no_log filtering all run for
 Usage in a test:
 
     def test_x(run_module):
-        result = run_module("sipguard_softswitch", {"path": "...", "params": {...}}, check=True, diff=True)
+        result = run_module("softswitch", {"path": "...", "params": {...}}, check=True, diff=True)
         assert result["changed"]
         assert not result.get("failed")
 """
@@ -26,12 +26,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible import module_utils as ansible_module_utils
 from ansible.module_utils import basic
 
 ROOT = Path(__file__).resolve().parents[2]
-LIBRARY = ROOT / "library"
-MODULE_UTILS = ROOT / "module_utils"
+MODULES = ROOT / "plugins" / "modules"
+COLLECTION = "sipguard.hardening"
 
 
 def _import_file(name: str, path: Path):
@@ -42,25 +41,16 @@ def _import_file(name: str, path: Path):
     return module
 
 
-def _register_project_module_utils() -> None:
-    # ansible.cfg's `module_utils = module_utils` makes Ansible ship these files with a module as
-    # ansible.module_utils.<name>; in-process, adding the directory to that package's search path gives
-    # the same import names, and only the files a module really imports get loaded.
-    if str(MODULE_UTILS) not in ansible_module_utils.__path__:
-        ansible_module_utils.__path__.append(str(MODULE_UTILS))
-
-
-# At import time, so test files can import project module_utils directly.
-_register_project_module_utils()
-
-
 def load_module(name: str):
-    """Import library/<name>.py as a Python module (its main() is not run)."""
-    return _import_file(f"sipguard_test_{name}", LIBRARY / f"{name}.py")
+    """Import plugins/modules/<name>.py as a Python module (its main() is not run).
+
+    Its module_utils imports (ansible_collections.sipguard.hardening...) resolve through tests/conftest.py.
+    """
+    return _import_file(f"sipguard_test_{name}", MODULES / f"{name}.py")
 
 
 def call_module(name: str, args: dict, *, check: bool = False, diff: bool = False) -> dict:
-    """Run library/<name>.py with `args`; return the result dict (`failed: True` on fail_json)."""
+    """Run plugins/modules/<name>.py with `args`; return the result dict (`failed: True` on fail_json)."""
     module = load_module(name)
     payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
     saved = basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE
@@ -91,7 +81,7 @@ def check_documentation(name: str) -> None:
     A module that wants this check keeps its argument spec in a module-level ARGUMENT_SPEC dict.
     """
     rendered = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-doc")), "-M", str(LIBRARY), name],
+        [str(Path(sys.executable).with_name("ansible-doc")), f"{COLLECTION}.{name}"],
         capture_output=True,
         text=True,
         check=False,
@@ -111,8 +101,10 @@ def check_documentation(name: str) -> None:
         assert doc.get("choices") == spec[option].get("choices"), f"choices of {option}"
     # Every example task must parse and use only documented options.
     for task in yaml.safe_load(module.EXAMPLES):
-        if name in task:
-            assert set(task[name]) <= set(documented), f"example uses unknown options: {task[name]}"
+        fqcn = f"{COLLECTION}.{name}"
+        assert not {name, f"sipguard_{name}"} & set(task), f"example calls the module by a short name: {task}"
+        if fqcn in task:
+            assert set(task[fqcn]) <= set(documented), f"example uses unknown options: {task[fqcn]}"
     yaml.safe_load(module.RETURN)
 
 
@@ -129,7 +121,7 @@ def library_module():
 
 
 def run_adhoc(name: str, args: dict) -> dict:
-    """Run library/<name>.py through `ansible localhost -m`, the real path; return the host's result.
+    """Run the module <name> through `ansible localhost -m`, the real path; return the host's result.
 
     localhost is given as its own inventory and runs this venv's python, so the result does not depend
     on what the project inventory says about localhost.
@@ -139,7 +131,7 @@ def run_adhoc(name: str, args: dict) -> dict:
             str(Path(sys.executable).with_name("ansible")),
             *("localhost", "-i", "localhost,", "-c", "local"),
             *("-e", f"ansible_python_interpreter={sys.executable}"),
-            *("-m", name, "-a", json.dumps(args)),
+            *("-m", f"{COLLECTION}.{name}", "-a", json.dumps(args)),
         ],
         capture_output=True,
         text=True,

@@ -5,19 +5,9 @@ The real kernel tests (apply, re-apply, packets) are in tests/integration/test_f
 """
 
 import json
-from pathlib import Path
 
-import ansible.module_utils
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-# ansible.cfg ships module_utils/ as ansible.module_utils.<name>; do the same for this import.
-_MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "module_utils")
-if _MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(_MODULE_UTILS)
-
-from ansible.module_utils.sipguard_firewall_apply import (  # noqa: E402
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_apply import (
     FirewallError,
     LayerState,
     Netfilter,
@@ -25,9 +15,15 @@ from ansible.module_utils.sipguard_firewall_apply import (  # noqa: E402
     differences,
     revert_text,
 )
-from ansible.module_utils.sipguard_firewall_neighbours import firewalld_backend, native_drop_chains  # noqa: E402
-from ansible.module_utils.sipguard_firewall_persist import boot_files, rollback_script  # noqa: E402
-from ansible.module_utils.sipguard_firewall_rules import (  # noqa: E402
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_neighbours import (
+    firewalld_backend,
+    native_drop_chains,
+)
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_persist import (
+    boot_files,
+    rollback_script,
+)
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_rules import (
     FirewallConfigError,
     InputView,
     allow_members,
@@ -42,6 +38,8 @@ from ansible.module_utils.sipguard_firewall_rules import (  # noqa: E402
     render_rules,
     ua_hex,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 NOTHING = LayerState(rules={4: [], 6: []}, views={4: InputView(), 6: InputView()}, sets={})
 
@@ -477,19 +475,19 @@ def test_a_refused_test_run_changes_nothing_but_the_sets_it_had_to_create():
 
 def test_module_refuses_bad_input_before_touching_anything(run_module):
     # build_spec runs before the first iptables/ipset call, so this needs no network namespace.
-    result = run_module("sipguard_firewall", {"allowed_networks": ["198.18.0.300/24"], "persist": False})
+    result = run_module("firewall", {"allowed_networks": ["198.18.0.300/24"], "persist": False})
     assert result["failed"]
     assert "allowed_networks: '198.18.0.300/24' is not an IP address" in result["msg"]
     assert "Traceback" not in result["msg"]
 
 
 def test_module_refuses_an_unknown_choice(run_module):
-    result = run_module("sipguard_firewall", {"final_action": "LOG"})
+    result = run_module("firewall", {"final_action": "LOG"})
     assert result["failed"] and "final_action" in result["msg"]
 
 
 def test_documentation_matches_the_argument_spec(documentation_check):
-    documentation_check("sipguard_firewall")
+    documentation_check("firewall")
 
 
 def test_string_match_defaults_printed_by_older_iptables_are_no_difference():

@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture
 def dns_module(library_module):
-    return library_module("sipguard_sip_dns")
+    return library_module("sip_dns")
 
 
 def naptr(text):
@@ -35,7 +35,7 @@ def naptr(text):
     ],
 )
 def test_bad_input_is_a_clear_failure(run_module, args, message):
-    result = run_module("sipguard_sip_dns", args)
+    result = run_module("sip_dns", args)
     assert result["failed"]
     assert message in result["msg"]
 
@@ -51,7 +51,7 @@ def test_bad_input_is_a_clear_failure(run_module, args, message):
 def test_ip_literal_needs_no_dns(run_module, name, network, family):
     # The nameserver is a port where nothing listens: any query would time out and fail the test.
     result = run_module(
-        "sipguard_sip_dns",
+        "sip_dns",
         {"name": name, "nameservers": ["127.0.0.1"], "port": 9, "timeout": 0.2, "default_port": 5080},
         check=True,
     )
@@ -72,7 +72,7 @@ def test_ip_literal_needs_no_dns(run_module, name, network, family):
 
 
 def test_ip_literal_of_an_excluded_family_fails(run_module):
-    result = run_module("sipguard_sip_dns", {"name": "2001:2::7", "families": [4]})
+    result = run_module("sip_dns", {"name": "2001:2::7", "families": [4]})
     assert result["failed"]
     assert "no SIP targets for '2001:2::7'" in result["msg"]
 
@@ -105,4 +105,4 @@ def test_srv_names_per_transport(dns_module):
 
 
 def test_documentation_matches_the_argument_spec(documentation_check):
-    documentation_check("sipguard_sip_dns")
+    documentation_check("sip_dns")

@@ -7,7 +7,11 @@ import threading
 import time
 
 import pytest
-from ansible.module_utils.sipguard_sip import build_request, parse_response, split_message
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_sip import (
+    build_request,
+    parse_response,
+    split_message,
+)
 
 
 def answer_for(request: bytes, status: str) -> bytes:
@@ -84,7 +88,7 @@ def wait_for(server, count):
 
 
 def probe(run_module, **args):
-    return run_module("sipguard_sip_probe", {"timeout": 1.0, **args})
+    return run_module("sip_probe", {"timeout": 1.0, **args})
 
 
 @pytest.mark.parametrize("method", ["OPTIONS", "REGISTER", "INVITE"])
@@ -215,20 +219,20 @@ def test_accepted_invite_is_hung_up(run_module, responder):
     ],
 )
 def test_bad_input_is_a_clear_failure(run_module, args, message):
-    result = run_module("sipguard_sip_probe", args)
+    result = run_module("sip_probe", args)
     assert result["failed"]
     assert message in result["msg"]
     assert "Traceback" not in result["msg"]
 
 
 def test_documentation_matches_the_argument_spec(documentation_check):
-    documentation_check("sipguard_sip_probe")
+    documentation_check("sip_probe")
 
 
 def test_runs_through_ansible_with_its_module_utils(adhoc_module, responder):
     """The real path: ansible ships module_utils/sipguard_sip.py with the module to the host."""
     server = responder()
-    result = adhoc_module("sipguard_sip_probe", {"host": "127.0.0.1", "port": server.port})
+    result = adhoc_module("sip_probe", {"host": "127.0.0.1", "port": server.port})
     assert result["status_code"] == 403
 
 
@@ -273,6 +277,6 @@ def test_split_message_waits_for_the_whole_body():
 
 def test_probes_in_check_mode_too(run_module, responder):
     server = responder()
-    result = run_module("sipguard_sip_probe", {"host": "127.0.0.1", "port": server.port}, check=True)
+    result = run_module("sip_probe", {"host": "127.0.0.1", "port": server.port}, check=True)
     assert result["status_code"] == 403
     assert result["changed"] is False

@@ -29,7 +29,7 @@ def conf(tmp_path):
 
 def test_sets_value_and_keeps_everything_else(run_module, conf):
     result = run_module(
-        "sipguard_softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "off"}}
+        "softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "off"}}
     )
 
     assert result["changed"]
@@ -40,10 +40,10 @@ def test_sets_value_and_keeps_everything_else(run_module, conf):
 
 def test_second_run_is_unchanged(run_module, conf):
     args = {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": False, "SS_AUTHENTICATION_MAX_RETRY": 3}}
-    assert run_module("sipguard_softswitch", args)["changed"]
+    assert run_module("softswitch", args)["changed"]
     written = conf.read_text()
 
-    again = run_module("sipguard_softswitch", args)
+    again = run_module("softswitch", args)
 
     assert not again["changed"]
     assert again["previous"] == {"SS_REPLY_UNAUTHORIZED": "Off", "SS_AUTHENTICATION_MAX_RETRY": "3"}
@@ -52,7 +52,7 @@ def test_second_run_is_unchanged(run_module, conf):
 
 def test_quoting_spacing_and_comment_are_kept(run_module, conf):
     run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(conf), "params": {"SS_SIP_PORT": [5060, 5062], "SS_AUTHENTICATION_MAX_RETRY": "10"}},
     )
     text = conf.read_text()
@@ -62,7 +62,7 @@ def test_quoting_spacing_and_comment_are_kept(run_module, conf):
 
 def test_new_key_is_appended_and_null_removes(run_module, conf):
     result = run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(conf), "params": {"SS_AUTHCHALLENGEMODE": 407, "SS_SIP_PORT": None}},
     )
     assert result["previous"] == {"SS_AUTHCHALLENGEMODE": None, "SS_SIP_PORT": "5060,6060"}
@@ -73,10 +73,10 @@ def test_new_key_is_appended_and_null_removes(run_module, conf):
 
 def test_previous_values_restore_the_original_file(run_module, conf):
     changed = run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "no", "SS_ENDPOINT_EXPIRE": 600}},
     )
-    restored = run_module("sipguard_softswitch", {"path": str(conf), "params": changed["previous"]})
+    restored = run_module("softswitch", {"path": str(conf), "params": changed["previous"]})
     assert restored["changed"]
     assert conf.read_text() == SAMPLE
 
@@ -84,7 +84,7 @@ def test_previous_values_restore_the_original_file(run_module, conf):
 def test_check_mode_reports_but_writes_nothing(run_module, conf):
     before = conf.stat()
     result = run_module(
-        "sipguard_softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}, check=True
+        "softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}, check=True
     )
     assert result["changed"]
     assert result["previous"] == {"SS_REPLY_UNAUTHORIZED": "On"}
@@ -94,7 +94,7 @@ def test_check_mode_reports_but_writes_nothing(run_module, conf):
 
 def test_diff_shows_before_and_after(run_module, conf):
     result = run_module(
-        "sipguard_softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}, diff=True
+        "softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}, diff=True
     )
     assert result["diff"]["before"] == SAMPLE
     assert "SS_REPLY_UNAUTHORIZED=Off" in result["diff"]["after"]
@@ -119,7 +119,7 @@ def test_diff_shows_before_and_after(run_module, conf):
 def test_bad_input_fails_and_leaves_the_file_alone(run_module, conf, params, named):
     # A good key next to the bad one proves validation happens before any write.
     result = run_module(
-        "sipguard_softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off", **params}}
+        "softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off", **params}}
     )
     assert result["failed"]
     assert named in result["msg"]
@@ -130,7 +130,7 @@ def test_bad_input_fails_and_leaves_the_file_alone(run_module, conf, params, nam
 @pytest.mark.parametrize("word", ["on", "ON", "true", "yes", "1", True, 1])
 def test_human_spellings_of_on(run_module, conf, word):
     result = run_module(
-        "sipguard_softswitch", {"path": str(conf), "params": {"SS_ENDPOINT_REGISTER_REPLACE": word}}
+        "softswitch", {"path": str(conf), "params": {"SS_ENDPOINT_REGISTER_REPLACE": word}}
     )
     assert result["params"] == {"SS_ENDPOINT_REGISTER_REPLACE": "On"}
     assert conf.read_text().endswith("SS_ENDPOINT_REGISTER_REPLACE=On\n")
@@ -138,7 +138,7 @@ def test_human_spellings_of_on(run_module, conf, word):
 
 def test_atomic_write_keeps_mode_and_leaves_no_temp_file(run_module, conf):
     inode = conf.stat().st_ino
-    run_module("sipguard_softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}})
+    run_module("softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}})
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     assert conf.stat().st_ino != inode, "the file is replaced by a rename, not rewritten in place"
     assert sorted(os.listdir(conf.parent)) == ["softswitch.conf"]
@@ -146,7 +146,7 @@ def test_atomic_write_keeps_mode_and_leaves_no_temp_file(run_module, conf):
 
 def test_backup_copy_holds_the_old_text(run_module, conf):
     result = run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}, "backup": True},
     )
     with open(result["backup_file"]) as handle:
@@ -156,14 +156,14 @@ def test_backup_copy_holds_the_old_text(run_module, conf):
 def test_missing_file_is_an_error_unless_create(run_module, tmp_path):
     path = tmp_path / "new.conf"
     refused = run_module(
-        "sipguard_softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "On"}}
+        "softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "On"}}
     )
     assert refused["failed"]
     assert "create: true" in refused["msg"]
     assert not path.exists()
 
     created = run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "On"}, "create": True, "mode": "0604"},
     )
     assert created["changed"]
@@ -173,7 +173,7 @@ def test_missing_file_is_an_error_unless_create(run_module, tmp_path):
 
 def test_removing_from_a_missing_file_changes_nothing(run_module, tmp_path):
     path = tmp_path / "absent.conf"
-    result = run_module("sipguard_softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": None}})
+    result = run_module("softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": None}})
     assert not result.get("failed")
     assert not result["changed"]
     assert not path.exists()
@@ -183,7 +183,7 @@ def test_crlf_file_keeps_its_line_endings(run_module, tmp_path):
     path = tmp_path / "dos.conf"
     path.write_bytes(b"SS_REPLY_UNAUTHORIZED=On\r\nSS_SIP_PORT=5060")
     run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "Off", "SS_ENDPOINT_EXPIRE": 3600}},
     )
     assert (
@@ -192,14 +192,14 @@ def test_crlf_file_keeps_its_line_endings(run_module, tmp_path):
 
 
 def test_documentation_matches_the_argument_spec(documentation_check):
-    documentation_check("sipguard_softswitch")
+    documentation_check("softswitch")
 
 
 def test_duplicate_key_is_set_everywhere_and_last_is_previous(run_module, tmp_path):
     path = tmp_path / "twice.conf"
     path.write_text("SS_REPLY_UNAUTHORIZED=On\n# later override\nSS_REPLY_UNAUTHORIZED=Off\n")
     result = run_module(
-        "sipguard_softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "yes"}}
+        "softswitch", {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "yes"}}
     )
     assert result["previous"] == {"SS_REPLY_UNAUTHORIZED": "Off"}
     assert path.read_text() == "SS_REPLY_UNAUTHORIZED=On\n# later override\nSS_REPLY_UNAUTHORIZED=On\n"
@@ -208,7 +208,7 @@ def test_duplicate_key_is_set_everywhere_and_last_is_previous(run_module, tmp_pa
 def test_check_mode_does_not_create_a_missing_file(run_module, tmp_path):
     path = tmp_path / "new.conf"
     result = run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}, "create": True},
         check=True,
         diff=True,
@@ -227,7 +227,7 @@ def test_bad_create_attributes_fail_even_in_check_mode(run_module, tmp_path, ext
     path = tmp_path / "new.conf"
     args = {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "On"}, "create": True, **extra}
     for check in (True, False):
-        result = run_module("sipguard_softswitch", args, check=check)
+        result = run_module("softswitch", args, check=check)
         assert result["failed"]
         assert message in result["msg"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -243,19 +243,19 @@ def test_write_goes_through_ansibles_atomic_move(run_module, conf, monkeypatch):
         return real_move(self, src, dest, *args, **kwargs)
 
     monkeypatch.setattr(AnsibleModule, "atomic_move", recording_move)
-    run_module("sipguard_softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}})
+    run_module("softswitch", {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}})
     assert moves == [(str(conf.parent), str(conf))]
     assert "SS_REPLY_UNAUTHORIZED=Off\n" in conf.read_text()
 
 
 def test_backup_only_when_something_changes_and_never_in_check_mode(run_module, conf):
     args = {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}, "backup": True}
-    previewed = run_module("sipguard_softswitch", args, check=True)
+    previewed = run_module("softswitch", args, check=True)
     assert previewed["changed"] and "backup_file" not in previewed
     assert sorted(os.listdir(conf.parent)) == ["softswitch.conf"]
 
-    changed = run_module("sipguard_softswitch", args)
-    again = run_module("sipguard_softswitch", args)
+    changed = run_module("softswitch", args)
+    again = run_module("softswitch", args)
     assert "backup_file" not in again
     backup = os.path.basename(changed["backup_file"])
     assert sorted(os.listdir(conf.parent)) == sorted(["softswitch.conf", backup])
@@ -265,7 +265,7 @@ def test_backup_only_when_something_changes_and_never_in_check_mode(run_module, 
 def test_missing_vos3000_file_fails_naming_the_path_in_check_mode_too(run_module, tmp_path, check):
     path = tmp_path / "home" / "kunshi" / "mbx3000" / "etc" / "softswitch.conf"
     args = {"path": str(path), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}
-    result = run_module("sipguard_softswitch", args, check=check)
+    result = run_module("softswitch", args, check=check)
     assert result["failed"]
     assert str(path) in result["msg"] and "does not exist" in result["msg"]
     assert not (tmp_path / "home").exists()
@@ -273,14 +273,14 @@ def test_missing_vos3000_file_fails_naming_the_path_in_check_mode_too(run_module
 
 def test_a_directory_at_the_path_fails_in_check_mode(run_module, tmp_path):
     args = {"path": str(tmp_path), "params": {"SS_REPLY_UNAUTHORIZED": "Off"}}
-    result = run_module("sipguard_softswitch", args, check=True)
+    result = run_module("softswitch", args, check=True)
     assert result["failed"]
     assert str(tmp_path) in result["msg"] and "directory" in result["msg"]
 
 
 def test_check_mode_shows_the_parameter_changes_from_the_real_file(run_module, conf):
     result = run_module(
-        "sipguard_softswitch",
+        "softswitch",
         {"path": str(conf), "params": {"SS_REPLY_UNAUTHORIZED": "Off", "SS_SIP_PORT": "5060,6060",
                                        "SS_ENDPOINT_EXPIRE": 600}},
         check=True, diff=True,
@@ -292,5 +292,5 @@ def test_check_mode_shows_the_parameter_changes_from_the_real_file(run_module, c
     assert result["diff"]["before"] == SAMPLE
     assert "SS_REPLY_UNAUTHORIZED=Off\n" in result["diff"]["after"]
     assert conf.read_text() == SAMPLE
-    assert run_module("sipguard_softswitch", {"path": str(conf), "params": {"SS_SIP_PORT": "5060,6060"}},
+    assert run_module("softswitch", {"path": str(conf), "params": {"SS_SIP_PORT": "5060,6060"}},
                       check=True)["changes"] == {}

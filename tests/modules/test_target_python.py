@@ -11,15 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import sipguard_ip
+from ansible_collections.sipguard.hardening.plugins.module_utils import sipguard_ip
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGET_MODULES = ["sipguard_softswitch", "sipguard_firewall", "sipguard_sip_probe"]
+TARGET_MODULES = ["softswitch", "firewall", "sip_probe"]
+MODULE_UTILS = "ansible_collections.sipguard.hardening.plugins.module_utils"
 
 
 def target_files():
     """The target modules and every project module_utils file they import, transitively."""
-    files, todo = [], [ROOT / "library" / f"{name}.py" for name in TARGET_MODULES]
+    files, todo = [], [ROOT / "plugins" / "modules" / f"{name}.py" for name in TARGET_MODULES]
     while todo:
         path = todo.pop()
         if path in files:
@@ -27,8 +28,8 @@ def target_files():
         files.append(path)
         for line in path.read_text().splitlines():
             words = line.split()
-            if words[:1] == ["from"] and words[1].startswith("ansible.module_utils.sipguard_"):
-                todo.append(ROOT / "module_utils" / (words[1].rsplit(".", 1)[1] + ".py"))
+            if words[:1] == ["from"] and words[1].startswith(f"{MODULE_UTILS}.sipguard_"):
+                todo.append(ROOT / "plugins" / "module_utils" / (words[1].rsplit(".", 1)[1] + ".py"))
     return sorted(files)
 
 

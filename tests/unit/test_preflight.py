@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
-PLUGIN = ROLES / "sipguard_preflight/filter_plugins/sipguard_preflight.py"
+PLUGIN = ROLES.parent / "plugins/filter/preflight.py"
 spec = importlib.util.spec_from_file_location("preflight", PLUGIN)
 preflight = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(preflight)

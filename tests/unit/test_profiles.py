@@ -1,6 +1,6 @@
 """The profile table and the filters that validate a host's inputs and judge an audit.
 
-The filters are plain functions in the roles' filter_plugins/; they are loaded
+The filters are plain functions in plugins/filter/; they are loaded
 from their files so these tests need no Ansible run.
 """
 
@@ -22,8 +22,8 @@ def load(path):
     return module
 
 
-profile = load(ROLES / "sipguard_profile/filter_plugins/sipguard_profile.py")
-audit = load(ROLES / "sipguard_audit/filter_plugins/sipguard_audit.py")
+profile = load(ROLES.parent / "plugins/filter/profile.py")
+audit = load(ROLES.parent / "plugins/filter/audit.py")
 TABLE = yaml.safe_load((ROLES / "sipguard_profile/vars/main.yml").read_text())
 PROFILES = TABLE["sipguard_profiles"]
 METHODS = TABLE["sipguard_profile_audit_methods"]

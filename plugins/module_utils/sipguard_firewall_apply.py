@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 from collections import OrderedDict
 
-from ansible.module_utils.sipguard_firewall_rules import (
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_rules import (
     InputView,
     allow_members,
     allow_set,

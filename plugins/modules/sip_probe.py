@@ -8,8 +8,8 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sipguard_ip import parse_address
-from ansible.module_utils.sipguard_sip import (
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_ip import parse_address
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_sip import (
     METHODS,
     build_follow_up,
     build_request,
@@ -23,7 +23,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
-module: sipguard_sip_probe
+module: sip_probe
 short_description: Probe a SIP endpoint the way a scanner does; silence is a result
 description:
   - Sends one SIP C(OPTIONS), C(REGISTER) or C(INVITE) over UDP or TCP, IPv4 or IPv6, from a chosen source
@@ -100,7 +100,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Ask the softswitch what a scanner would ask
-  sipguard_sip_probe:
+  sipguard.hardening.sip_probe:
     host: 198.18.0.10
   register: probe
 
@@ -110,7 +110,7 @@ EXAMPLES = r"""
     fail_msg: "{{ probe.target }} answered {{ probe.status_code }} {{ probe.reason }} to a scanner"
 
 - name: REGISTER over TCP from a given source address, like svwar would
-  sipguard_sip_probe:
+  sipguard.hardening.sip_probe:
     host: sip.example.net
     transport: tcp
     method: REGISTER

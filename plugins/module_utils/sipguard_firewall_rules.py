@@ -36,8 +36,11 @@ import re
 import shlex
 from collections import OrderedDict, namedtuple
 
-from ansible.module_utils.sipguard_ip import parse_address, parse_network
 from ansible.module_utils.six.moves import shlex_quote
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_ip import (
+    parse_address,
+    parse_network,
+)
 
 __metaclass__ = type
 

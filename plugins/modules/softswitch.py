@@ -16,7 +16,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
-module: sipguard_softswitch
+module: softswitch
 short_description: Set softswitch parameters such as SS_REPLY_UNAUTHORIZED in a softswitch.conf
 description:
   - Sets one or several VOS3000-style softswitch parameters in a file of C(KEY=VALUE) lines, either the
@@ -95,7 +95,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Keep the softswitch silent towards unknown sources (internet-facing server)
-  sipguard_softswitch:
+  sipguard.hardening.softswitch:
     params:
       SS_REPLY_UNAUTHORIZED: "Off"
       SS_AUTHENTICATION_MAX_RETRY: 6
@@ -103,7 +103,7 @@ EXAMPLES = r"""
   register: softswitch
 
 - name: Set the bundled responder's parameters, creating its file
-  sipguard_softswitch:
+  sipguard.hardening.softswitch:
     path: /etc/sipresponder/softswitch.conf
     create: true
     owner: root
@@ -114,7 +114,7 @@ EXAMPLES = r"""
       SS_SIP_PORT: [5060, 6060]
 
 - name: Restore what was there before (null removes a key that was absent)
-  sipguard_softswitch:
+  sipguard.hardening.softswitch:
     params: "{{ softswitch.previous }}"
 """
 

@@ -324,14 +324,14 @@ def sipguard_unknown_variables(names, known):
 class FilterModule:
     def filters(self):
         return {
-            "sipguard_invalid_networks": sipguard_invalid_networks,
-            "sipguard_trunk_problems": sipguard_trunk_problems,
-            "sipguard_account_problems": sipguard_account_problems,
-            "sipguard_trunk_table": sipguard_trunk_table,
-            "sipguard_port_problems": sipguard_port_problems,
-            "sipguard_port_overlap": sipguard_port_overlap,
-            "sipguard_choice_problems": sipguard_choice_problems,
-            "sipguard_user_agent_problems": sipguard_user_agent_problems,
-            "sipguard_known_variables": sipguard_known_variables,
-            "sipguard_unknown_variables": sipguard_unknown_variables,
+            "invalid_networks": sipguard_invalid_networks,
+            "trunk_problems": sipguard_trunk_problems,
+            "account_problems": sipguard_account_problems,
+            "trunk_table": sipguard_trunk_table,
+            "port_problems": sipguard_port_problems,
+            "port_overlap": sipguard_port_overlap,
+            "choice_problems": sipguard_choice_problems,
+            "user_agent_problems": sipguard_user_agent_problems,
+            "known_variables": sipguard_known_variables,
+            "unknown_variables": sipguard_unknown_variables,
         }

@@ -18,7 +18,7 @@ except ImportError as exc:  # reported through fail_json, not as a traceback
 
 DOCUMENTATION = r"""
 ---
-module: sipguard_sip_dns
+module: sip_dns
 short_description: Resolve a SIP trunk through DNS (NAPTR, SRV, A/AAAA) into addresses and ports
 description:
   - Resolves a SIP domain or host the way RFC 3263 locates a SIP server, C(NAPTR) then C(SRV) then
@@ -86,14 +86,14 @@ attributes:
 
 EXAMPLES = r"""
 - name: Resolve the carrier's trunk on the controller
-  sipguard_sip_dns:
+  sipguard.hardening.sip_dns:
     name: trunk.example.net
   delegate_to: localhost
   run_once: true
   register: trunk
 
 - name: Only UDP targets, IPv4 only, from a given nameserver
-  sipguard_sip_dns:
+  sipguard.hardening.sip_dns:
     name: trunk.example.net
     transport: udp
     families: [4]

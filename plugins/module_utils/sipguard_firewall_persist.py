@@ -30,14 +30,14 @@ import subprocess
 import tempfile
 import time
 
-from ansible.module_utils.sipguard_firewall_apply import (
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_apply import (
     VERSIONS,
     FirewallError,
     LayerState,
     revert_ipset_lines,
     revert_text,
 )
-from ansible.module_utils.sipguard_firewall_rules import (
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_rules import (
     chain_names,
     ipset_lines,
     ipset_names,

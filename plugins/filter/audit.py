@@ -133,8 +133,8 @@ def sipguard_audit_junit(rows):
 class FilterModule:
     def filters(self):
         return {
-            "sipguard_audit_row": sipguard_audit_row,
-            "sipguard_audit_columns": sipguard_audit_columns,
-            "sipguard_audit_table": sipguard_audit_table,
-            "sipguard_audit_junit": sipguard_audit_junit,
+            "audit_row": sipguard_audit_row,
+            "audit_columns": sipguard_audit_columns,
+            "audit_table": sipguard_audit_table,
+            "audit_junit": sipguard_audit_junit,
         }

@@ -131,6 +131,6 @@ def sipguard_preflight_platform_problem(facts, host, platforms):
 class FilterModule:
     def filters(self):
         return {
-            "sipguard_preflight_python_problem": sipguard_preflight_python_problem,
-            "sipguard_preflight_platform_problem": sipguard_preflight_platform_problem,
+            "preflight_python_problem": sipguard_preflight_python_problem,
+            "preflight_platform_problem": sipguard_preflight_platform_problem,
         }

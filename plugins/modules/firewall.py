@@ -7,7 +7,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
-module: sipguard_firewall
+module: firewall
 short_description: Own the sipguard scanner-blocking layer (iptables/ip6tables chains and ipsets)
 description:
   - Renders the SIP scanner-blocking layer from structured options, validates it with
@@ -174,7 +174,7 @@ requirements:
 
 EXAMPLES = r"""
 - name: Public server - drop scanners and rate-limit noisy sources, never the office
-  sipguard_firewall:
+  sipguard.hardening.firewall:
     allowed_networks: [192.0.2.0/24]
     restrict_to_allowed: false
     scanner_user_agents: [friendly-scanner, sipvicious, sipcli, VaxSIPUserAgent, pplsip]
@@ -184,7 +184,7 @@ EXAMPLES = r"""
     management_ports: ["{{ ansible_port | default(22) }}"]
 
 - name: Mixed server - SIP only from the LAN and the trunks, with a rollback guard
-  sipguard_firewall:
+  sipguard.hardening.firewall:
     allowed_networks: [10.20.0.0/16, "2001:db8:20::/48"]
     trunk_addresses: [203.0.113.7]
     restrict_to_allowed: true
@@ -192,11 +192,11 @@ EXAMPLES = r"""
     rollback_timeout: 120
 
 - name: Confirm the guarded apply (the connection survived)
-  sipguard_firewall:
+  sipguard.hardening.firewall:
     state: confirmed
 
 - name: Remove the layer, leaving the host as it was
-  sipguard_firewall:
+  sipguard.hardening.firewall:
     state: absent
 """
 
@@ -240,7 +240,7 @@ diff:
 import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sipguard_firewall_apply import (
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_apply import (
     FirewallError,
     Netfilter,
     apply,
@@ -252,8 +252,10 @@ from ansible.module_utils.sipguard_firewall_apply import (
     remove_all,
     validate,
 )
-from ansible.module_utils.sipguard_firewall_neighbours import detect as detect_neighbours
-from ansible.module_utils.sipguard_firewall_persist import (
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_neighbours import (
+    detect as detect_neighbours,
+)
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_persist import (
     arm_guard,
     boot_files,
     boot_files_exist,
@@ -269,7 +271,7 @@ from ansible.module_utils.sipguard_firewall_persist import (
     rolled_back,
     systemd_usable,
 )
-from ansible.module_utils.sipguard_firewall_rules import (
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_rules import (
     FirewallConfigError,
     build_spec,
     ipset_names,
