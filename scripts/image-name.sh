@@ -14,10 +14,12 @@ sipguard_image_name() {
 }
 
 # The image of another Debian release (scripts/build-suite-image.sh SUITE
-# [--iptables MODE]): its tag hashes only what that build uses.
+# [--iptables MODE]): localhost/sipguard-lab-SUITE[-MODE]:<key>, the key a hash
+# of only what that build uses. The mode is in the name so that each variant
+# has its own :latest (bullseye is built both ways).
 sipguard_suite_image_name() { # suite [iptables-mode]
     local dir key
     dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
     key="$( (cat "$dir/build-suite-image.sh" "$dir/image-packages-$1.txt"; echo "iptables=${2:-}") | sha256sum | cut -c1-12)"
-    echo "localhost/sipguard-lab-$1:$key"
+    echo "localhost/sipguard-lab-$1${2:+-$2}:$key"
 }
