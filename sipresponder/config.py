@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
+
+try:
+    from tomllib import TOMLDecodeError
+    from tomllib import loads as toml_loads
+except ImportError:  # Python < 3.11 (Debian 11 has 3.9): Debian's python3-toml parses these files too
+    from toml import TomlDecodeError as TOMLDecodeError
+    from toml import loads as toml_loads
 
 DEFAULT_SOFTSWITCH = "/etc/sipresponder/softswitch.conf"
 DEFAULT_ENDPOINTS = "/etc/sipresponder/endpoints.toml"
 DEFAULT_RESPONDER = "/etc/sipresponder/responder.toml"
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Evaluated at run time: `X | Y` would need Python 3.10 (Debian 11 has 3.9).
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]  # noqa: UP007
 
 
 class ConfigError(Exception):
@@ -304,8 +312,8 @@ def _account(entry: object, where: str, lan: tuple[Network, ...], problems: list
 
 def parse_endpoints(text: str, origin: str = "endpoints.toml") -> Endpoints:
     try:
-        data = tomllib.loads(text.removeprefix("\ufeff"))
-    except tomllib.TOMLDecodeError as exc:
+        data = toml_loads(text.removeprefix("\ufeff"))
+    except TOMLDecodeError as exc:
         raise ConfigError([f"{origin}: not valid TOML: {exc}"]) from None
     problems: list[str] = []
     _unknown_keys(data, {"lan_networks", "account", "gateway"}, origin, problems)
@@ -493,8 +501,8 @@ def _check_semantics(values: dict[str, object], problems: list[str]) -> None:
 
 def parse_settings(text: str, origin: str = "responder.toml") -> Settings:
     try:
-        data = tomllib.loads(text.removeprefix("\ufeff"))
-    except tomllib.TOMLDecodeError as exc:
+        data = toml_loads(text.removeprefix("\ufeff"))
+    except TOMLDecodeError as exc:
         raise ConfigError([f"{origin}: not valid TOML: {exc}"]) from None
     problems: list[str] = []
     values: dict[str, object] = {}
