@@ -64,6 +64,14 @@ class Request:
     def has_required(self) -> bool:
         return all(name in self.headers for name in REQUIRED)
 
+    def can_answer(self) -> bool:
+        """Whether an error reply can reach its sender and match its transaction: a Via and a CSeq.
+
+        From, To and Call-ID are copied into a reply when present (RFC 4475 §3.3.1, insuf: a
+        request without them still deserves its 400).
+        """
+        return "via" in self.headers and "cseq" in self.headers
+
     @property
     def user_agent(self) -> str:
         return self.get("user-agent")
@@ -214,10 +222,10 @@ def parse_request(data: bytes, datagram: bool = True) -> Request:
     pieces = first.split(" ")
     if len(pieces) != 3:
         request = Request("", "", "", headers, b"")
-        raise ParseError(400, "Bad Request Line", request if request.has_required() else None)
+        raise ParseError(400, "Bad Request Line", request if request.can_answer() else None)
     method, uri, version = pieces
     request = Request(method, uri, version, headers, b"")
-    answerable = request if request.has_required() else None
+    answerable = request if request.can_answer() else None
     if not _is_token(method):
         raise ParseError(400, "Bad Method", answerable)
     if version.upper() != "SIP/2.0":
@@ -225,8 +233,10 @@ def parse_request(data: bytes, datagram: bool = True) -> Request:
             raise ParseError(505, "Version Not Supported", answerable)
         raise ParseError(400, "Bad Request Line", answerable)
     if answerable is None:
-        raise ParseError(400, "Missing Mandatory Header", None)
+        raise ParseError(400, "Missing Mandatory Header", None)  # no Via or CSeq: nowhere to answer
     _check_via(request)
+    if not request.has_required():
+        raise ParseError(400, "Missing Mandatory Header", request)
     if bad_header or missing_blank_line:
         raise ParseError(400, "Malformed Header", request)
     request.body = _body(request, body, datagram)
@@ -271,8 +281,7 @@ def _check_headers(request: Request) -> None:
     forwards = number(request.get("max-forwards", "70"))
     if forwards is None or forwards > 255:
         raise ParseError(400, "Bad Max-Forwards", request)
-    if _uri_of(request.get("from")) is None or _uri_of(request.get("to")) is None:
-        raise ParseError(400, "Bad From/To URI", request)
+    _check_addresses(request)
     scheme, colon, rest = request.uri.partition(":")
     if not colon or not rest or not _is_token(scheme):
         raise ParseError(400, "Bad Request-URI", request)
@@ -287,6 +296,127 @@ def _check_headers(request: Request) -> None:
         encoding = request.get("content-encoding", "identity").strip().lower()
         if kind != "application/sdp" or encoding not in ("identity", ""):
             raise ParseError(415, "Unsupported Media Type", request, [("Accept", "application/sdp")])
+    if request.method == "INVITE" and not _accepts_sdp(request):
+        # RFC 4475 sdp01: whatever answer an INVITE gets here, the caller said it cannot take SDP.
+        raise ParseError(406, "Not Acceptable", request, [("Warning", '399 - "only application/sdp"')])
+
+
+def _check_addresses(request: Request) -> None:
+    """From, To, Via and Contact against RFC 3261 §25.1 (RFC 4475 §3.1.2 and §3.3.4)."""
+    if _uri_of(request.get("from")) is None or _uri_of(request.get("to")) is None:
+        raise ParseError(400, "Bad From/To URI", request)
+    if not (_name_addr_ok(request.get("from")) and _name_addr_ok(request.get("to"))):
+        raise ParseError(400, "Bad From/To Header", request)  # RFC 4475 quotbal, baddn, badaspec
+    if not all(_via_params_ok(value) for value in request.headers["via"]):
+        raise ParseError(400, "Bad Via", request)  # RFC 4475 badinv01: empty parameters and values
+    for value in request.headers.get("contact", []):
+        if value.strip() != "*" and not all(_name_addr_ok(c) for c in _split_list(value, "<", ">")):
+            raise ParseError(400, "Bad Contact", request)
+    to_scheme = _uri_of(request.get("to")).partition(":")[0].lower()
+    if request.method == "REGISTER" and to_scheme not in ("sip", "sips"):
+        raise ParseError(400, "Bad To URI", request)  # §10.2: an address of record (RFC 4475 unksm2)
+
+
+def _accepts_sdp(request: Request) -> bool:
+    """Whether the Accept header fields (if any) admit application/sdp; an empty Accept says nothing."""
+    ranges = [item.split(";")[0].strip().lower() for value in request.headers.get("accept", [])
+              for item in value.split(",") if item.strip()]  # fmt: skip
+    return not ranges or any(r in ("application/sdp", "application/*", "*/*") for r in ranges)
+
+
+def _split_list(value: str, opening: str = "", closing: str = "") -> list[str]:
+    """A header value split at commas outside quoted strings (and outside opening...closing)."""
+    parts, start, quoted, depth, escaped = [], 0, False, 0, False
+    for index, char in enumerate(value):
+        if escaped:
+            escaped = False
+        elif quoted:
+            escaped = char == "\\"
+            quoted = char != '"'
+        elif char == '"':
+            quoted = True
+        elif char == opening:
+            depth += 1
+        elif char == closing and depth:
+            depth -= 1
+        elif char == "," and not depth:
+            parts.append(value[start:index])
+            start = index + 1
+    parts.append(value[start:])
+    return parts
+
+
+def _split_params(tail: str) -> list[str] | None:
+    """`;name[=value]` parameters after a URI or sent-by, split outside quoted strings; None if one
+    is empty or its name is not a token (RFC 4475 badinv01's `;;;`)."""
+    params, start, quoted, escaped = [], 0, False, False
+    for index, char in enumerate(tail + ";"):
+        if escaped:
+            escaped = False
+        elif quoted:
+            escaped = char == "\\"
+            quoted = char != '"'
+        elif char == '"':
+            quoted = True
+        elif char == ";":
+            params.append(tail[start:index])
+            start = index + 1
+    if quoted or params[0].strip(" \t"):
+        return None  # an open quote, or something between the URI and the first ';'
+    for param in params[1:]:
+        if not _is_token(param.partition("=")[0].strip(" \t")):
+            return None
+    return params[1:]
+
+
+def _via_params_ok(value: str) -> bool:
+    """Every comma-separated value of a Via line is `sent-protocol sent-by` plus well-formed parameters."""
+    for via in _split_list(value):
+        sent, semicolon, params = via.partition(";")
+        if not sent.strip(" \t") or (semicolon and _split_params(";" + params) is None):
+            return False
+    return True
+
+
+def _name_addr_ok(value: str) -> bool:
+    """RFC 3261 §25.1 name-addr / addr-spec with header parameters, as From, To and Contact carry.
+
+    A display name is a quoted string or tokens separated by LWS; the URI inside <> has no LWS.
+    """
+    text = value.strip(" \t")
+    if text.startswith('"'):
+        index, escaped = 1, False
+        while index < len(text):
+            char = text[index]
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                break
+            index += 1
+        else:
+            return False  # an unterminated quoted string (RFC 4475 quotbal)
+        rest = text[index + 1 :].lstrip(" \t")
+        if not rest.startswith("<"):
+            return False
+    elif "<" in text.split(";", 1)[0]:
+        display, _, rest = text.partition("<")
+        rest = "<" + rest
+        if any(not _is_token(word) for word in display.split()):
+            return False  # unquoted non-token characters (RFC 4475 baddn)
+    else:
+        uri, semicolon, params = text.partition(";")
+        uri = uri.rstrip(" \t")  # SEMI = SWS ";" SWS
+        return (
+            ":" in uri
+            and not any(c in uri for c in ' \t"<>')
+            and _split_params(semicolon + params) is not None
+        )
+    uri, closing, params = rest[1:].partition(">")
+    if not closing or not uri or any(c in uri for c in " \t<"):
+        return False  # no '>', or LWS inside <> (RFC 4475 badaspec)
+    return _split_params(params) is not None
 
 
 def _list(value: str) -> list[str]:
@@ -414,16 +544,20 @@ def build_response(
     vias = headers["via"]
     top, rest = split_top_via(vias[0])
     top, port = route_via(top, src_ip, src_port)
-    to = headers["to"][0]
-    if status > 100 and ("tag" not in to.lower() or header_param(to, "tag") is None):
-        to = f"{to};tag={to_tag_for(request)}"
     more = "".join([f"Via: {via}\r\n" for via in vias[1:]]) if len(vias) > 1 else ""
+    if "to" in headers and "from" in headers and "call-id" in headers:
+        to = headers["to"][0]
+        if status > 100 and ("tag" not in to.lower() or header_param(to, "tag") is None):
+            to = f"{to};tag={to_tag_for(request)}"
+        ids = f"From: {headers['from'][0]}\r\nTo: {to}\r\nCall-ID: {headers['call-id'][0]}\r\n"
+    else:  # a 400 for a request without them (RFC 4475 insuf): copy what there is
+        ids = "".join(f"{name}: {headers[key][0]}\r\n" for name, key in
+                      (("From", "from"), ("To", "to"), ("Call-ID", "call-id")) if key in headers)  # fmt: skip
     tail = "".join([f"{name}: {value}\r\n" for name, value in extra]) if extra else ""
     if server:
         tail += f"Server: {server}\r\n"
     text = (
-        f"SIP/2.0 {status} {reason}\r\nVia: {top}{rest}\r\n{more}From: {headers['from'][0]}\r\n"
-        f"To: {to}\r\nCall-ID: {headers['call-id'][0]}\r\nCSeq: {headers['cseq'][0]}\r\n"
+        f"SIP/2.0 {status} {reason}\r\nVia: {top}{rest}\r\n{more}{ids}CSeq: {headers['cseq'][0]}\r\n"
         f"{tail}Content-Length: 0\r\n\r\n"
     )
     return text.encode("latin-1"), port

@@ -5,6 +5,10 @@ break standing for CRLF, `<hex>..</hex>` for bytes that cannot be printed (white
 ignored), `<repeat count=N>..</repeat>` for long repeated strings. Everything else is the
 message's bytes as UTF-8. A line ending with spaces (noreason, trws) keeps them.
 
+The messages are written from the RFC's text of each case, not decoded from its bit-exact
+archive (Appendix B): the torture in each is kept, small details (mpart01's signature bytes,
+some Content-Lengths, made to fit the body) may differ.
+
 cases.toml says, for each name, the RFC section and what the responder must do with the message
 when it comes from a recognised source (see docs/responder.md, "RFC 4475").
 """

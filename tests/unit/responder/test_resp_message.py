@@ -57,11 +57,28 @@ def test_invite_with_a_body_we_cannot_read_is_415():
     assert ("Accept", "application/sdp") in caught.value.extra
 
 
-def test_missing_mandatory_headers_cannot_be_answered():
-    data = sip("OPTIONS").replace(b"Call-ID: call-1@test\r\n", b"")
+@pytest.mark.parametrize("line", [b"Via: SIP/2.0/UDP 198.18.10.5:5060;branch=z9hG4bKtest1;rport\r\n",
+                                  b"CSeq: 1 OPTIONS\r\n"])  # fmt: skip
+def test_without_a_via_or_a_cseq_a_request_cannot_be_answered(line):
+    with pytest.raises(ParseError) as caught:
+        parse_request(sip("OPTIONS").replace(line, b""))
+    assert caught.value.request is None
+
+
+def test_without_call_id_from_or_to_a_request_still_gets_its_400():
+    """RFC 4475 §3.3.1 (insuf): a reply needs only Via and CSeq; it copies what else there is."""
+    data = (
+        sip("OPTIONS")
+        .replace(b"Call-ID: call-1@test\r\n", b"")
+        .replace(b"To: <sip:1001@198.18.0.1>\r\n", b"")
+    )
     with pytest.raises(ParseError) as caught:
         parse_request(data)
-    assert caught.value.request is None
+    assert (caught.value.status, caught.value.reason) == (400, "Missing Mandatory Header")
+    reply, port = build_response(caught.value.request, 400, "Missing Mandatory Header", "198.18.10.5", 5062)
+    assert reply.startswith(b"SIP/2.0 400 Missing Mandatory Header\r\nVia: SIP/2.0/UDP 198.18.10.5:5060;")
+    assert b"\r\nFrom: <sip:1001@198.18.0.1>;tag=abc\r\nCSeq: 1 OPTIONS\r\n" in reply
+    assert b"Call-ID" not in reply and b"\r\nTo:" not in reply and port == 5062
 
 
 def test_responses_and_keepalives_are_not_requests():
