@@ -13,6 +13,8 @@ PACKAGES=(
     debootstrap
     # real SIP peers and a real DNS server for the tests
     sipvicious sipsak sip-tester baresip-core dnsmasq-base
+    # a real browser for the audit report's test (headless)
+    chromium
     # the venv
     python3-venv python3-pip
 )
