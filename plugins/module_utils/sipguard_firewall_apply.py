@@ -137,7 +137,7 @@ class Netfilter:
         """Delete the conntrack entries from this source; returns how many went."""
         family = ["-f", "ipv6"] if ":" in address else []
         # conntrack exits 1 when nothing matched; that is not an error here.
-        _, out, err = self.run("conntrack", ["-D", "-s", address] + family, ok=(0, 1))
+        _rc, out, err = self.run("conntrack", ["-D", "-s", address] + family, ok=(0, 1))
         for line in (out + err).splitlines():
             if "flow entries have been deleted" in line:
                 return _first_int(line)
@@ -190,12 +190,12 @@ def differences(spec, state):
             if allow not in state.sets or state.allow_members(allow) != set(allow_members(spec, v)):
                 diffs.append("ipset {} differs".format(allow))
             block = block_set(spec.name, v)
-            if block_create(state, block) != _create_words("create {} {}".format(
-                block, block_set_type(spec, v))):
+            wanted_create = _create_words("create {} {}".format(block, block_set_type(spec, v)))
+            if block_create(state, block) != wanted_create:
                 diffs.append("ipset {} missing or has another type or timeout".format(block))
         else:
             if state.has_version(v):
-                diffs.append("IPv{} rules exist but IPv{} is not wanted".format(v, v))
+                diffs.append("IPv{0} rules exist but IPv{0} is not wanted".format(v))
             diffs += ["ipset {} exists but IPv{} is not wanted".format(s, v)
                       for s in ipset_names(spec.name, (v,)) if s in state.sets]
     return diffs
@@ -263,9 +263,9 @@ def swap_lines(target, scratch_type, members):
     """ipset restore lines that fill a scratch set and swap it with ``target`` in one step,
     so the set is never seen half-filled."""
     scratch = "{}-new".format(target)
-    return ["create {} {}".format(scratch, scratch_type), "flush {}".format(scratch),
-            ] + ["add {} {}".format(scratch, member) for member in members] + [
-            "swap {} {}".format(scratch, target), "destroy {}".format(scratch)]
+    return (["create {} {}".format(scratch, scratch_type), "flush {}".format(scratch)]
+            + ["add {} {}".format(scratch, member) for member in members]
+            + ["swap {} {}".format(scratch, target), "destroy {}".format(scratch)])
 
 
 def _block_members(state, block):
@@ -361,8 +361,8 @@ def _retype_block_sets(nf, spec, state, created):
     for v in spec.ip_versions:
         block = block_set(spec.name, v)
         wanted = block_set_type(spec, v)
-        if block not in created and block_create(state, block) != _create_words("create {} {}".format(
-            block, wanted)):
+        wanted_create = _create_words("create {} {}".format(block, wanted))
+        if block not in created and block_create(state, block) != wanted_create:
             # A new timeout or prefix: keep the dynamic members, each with its remaining time.
             nf.ipset_restore(swap_lines(block, wanted, _block_members(state, block)))
 
@@ -370,7 +370,7 @@ def _retype_block_sets(nf, spec, state, created):
 def revert_text(name, v, previous, applied):
     """Restore text that takes our chains of version v from what ``applied`` (a spec)
     left back to ``previous``. Used after a failed apply and by the rollback guard."""
-    entry, _, accept = chain_names(name)
+    entry, _sip, accept = chain_names(name)
     now = set(wanted_chains(applied)) if v in applied.ip_versions else set()
     before = previous.chains(v)
     view = previous.views.get(v, InputView())
@@ -431,7 +431,7 @@ def block_members(nf, spec):
     members = {}
     for v in spec.ip_versions:
         block = block_set(spec.name, v)
-        rc, out, _ = nf.run("ipset", ["list", block], ok=(0, 1))
+        rc, out, _err = nf.run("ipset", ["list", block], ok=(0, 1))
         in_members = False
         found = set()
         for line in out.splitlines() if rc == 0 else []:

@@ -57,7 +57,7 @@ def detect(run, which, read_file):
     warnings = []
     firewall_cmd = which("firewall-cmd")
     if firewall_cmd:
-        rc, out, _ = run([firewall_cmd, "--state"])
+        rc, out, _err = run([firewall_cmd, "--state"])
         if rc == 0 and out.strip() == "running":
             backend = firewalld_backend(read_file(FIREWALLD_CONF) or "")
             return ("firewalld is running (FirewallBackend={}): every firewall-cmd --reload removes "
@@ -66,7 +66,7 @@ def detect(run, which, read_file):
                     "re-run; see docs/firewall.md 'Beside other firewalls'.".format(backend)), warnings
     nft = which("nft")
     if nft:
-        rc, out, _ = run([nft, "-j", "list", "ruleset"])
+        rc, out, _err = run([nft, "-j", "list", "ruleset"])
         chains = native_drop_chains(out) if rc == 0 else []
         if chains:
             warnings.append("native nftables input chains with policy drop ({}) also filter this host: "

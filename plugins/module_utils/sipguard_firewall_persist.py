@@ -91,9 +91,9 @@ def systemd_usable():
 def boot_files(spec, bins):
     """path -> content of every file persistence needs (pure)."""
     base = "{}/{}".format(CONF_DIR, spec.name)
-    files = {"{}.ipset".format(base): "".join(line + "\n" for v in spec.ip_versions
-                                      for line in ipset_lines(spec, v, for_boot=True))}
-    entry, _, accept = chain_names(spec.name)
+    ipsets = "".join(line + "\n" for v in spec.ip_versions for line in ipset_lines(spec, v, for_boot=True))
+    files = {"{}.ipset".format(base): ipsets}
+    entry, _sip, accept = chain_names(spec.name)
     starts = []
     for v in spec.ip_versions:
         tool = bins["iptables" if v == 4 else "ip6tables"]
@@ -103,11 +103,11 @@ def boot_files(spec, bins):
                           bins['iptables-restore' if v == 4 else 'ip6tables-restore'], base, v))
         # Jumps go in by check-then-insert, so a restart, or a saved host ruleset that already
         # holds them, never adds a second one.
-        starts.append("ExecStart=/bin/sh -c '{} -C INPUT -j {} 2>/dev/null"
-                      " || {} -I INPUT 1 -j {}'".format(tool, entry, tool, entry))
+        starts.append("ExecStart=/bin/sh -c '{tool} -C INPUT -j {jump} 2>/dev/null"
+                      " || {tool} -I INPUT 1 -j {jump}'".format(tool=tool, jump=entry))
         if spec.accept_sip:
-            starts.append("ExecStart=/bin/sh -c '{} -C INPUT -j {} 2>/dev/null"
-                          " || {} -A INPUT -j {}'".format(tool, accept, tool, accept))
+            starts.append("ExecStart=/bin/sh -c '{tool} -C INPUT -j {jump} 2>/dev/null"
+                          " || {tool} -A INPUT -j {jump}'".format(tool=tool, jump=accept))
     loaders = " ".join(HOST_LOADERS)
     header = "# Written by the sipguard_firewall Ansible module; changes are overwritten."
     files["{}/{}".format(UNIT_DIR, sets_unit_name(spec.name))] = "\n".join([
@@ -336,7 +336,7 @@ def arm_guard(name, previous, spec, bins, seconds, pending_boot, run):
     write_atomic(script, rollback_script(name, previous, spec, bins), 0o700)
     if systemd_usable():
         _must(run, ["systemd-run", "--unit", rollback_unit(name), "--on-active={}s".format(seconds),
-             "--timer-property=AccuracySec=1s", "/bin/sh", script])
+                    "--timer-property=AccuracySec=1s", "/bin/sh", script])
     else:
         # No usable systemd: a detached process in its own session outlives the module
         # (setsid in the child; subprocess.DEVNULL and start_new_session are Python 3 only).
@@ -357,7 +357,7 @@ def _cancel_timer(name, run):
             pid = int(handle.read().strip() or 0)
         if pid and _is_our_sleeper(pid, directory):
             os.killpg(pid, signal.SIGTERM)
-            for _ in range(50):  # bounded wait so the script cannot start half-way
+            for _attempt in range(50):  # bounded wait so the script cannot start half-way
                 if not os.path.exists("/proc/{}".format(pid)):
                     break
                 time.sleep(0.02)

@@ -267,8 +267,8 @@ def build_spec(options):
     block = _addresses_by_version(options.get("block_addresses"), "block_addresses")
     for v in (4, 6):
         if block[v] and v not in versions:
-            raise FirewallConfigError("block_addresses: {} is IPv{}, but ip_versions has no {}".format(
-                block[v][0], v, v))
+            raise FirewallConfigError("block_addresses: {0} is IPv{1}, but ip_versions has no {1}".format(
+                block[v][0], v))
     log_prefix = _safe_text(options.get("log_prefix", "sipguard: "), "log_prefix",
                             LOG_PREFIX_MAX - max(len(t) for t in LOG_TAGS))
     return FirewallSpec(
@@ -348,7 +348,7 @@ def render_rules(spec, version):
 
     for ports in _chunks(spec.management_ports):
         lines.append("-A {} -p tcp -m multiport --dports {} -j RETURN".format(entry, ports))
-    for _, match in _sip_matches(spec):
+    for _proto, match in _sip_matches(spec):
         lines.append("-A {} {} -j {}".format(entry, match, sip))
 
     allowed = "-m set --match-set {} src".format(allow_set(spec.name, version))
@@ -396,7 +396,7 @@ def render_rules(spec, version):
 
     if spec.accept_sip:
         source = " {}".format(allowed) if spec.restricted else ""
-        for _, match in _sip_matches(spec):
+        for _proto, match in _sip_matches(spec):
             lines.append("-A {} {}{} -j ACCEPT".format(accept, match, source))
     return "\n".join(lines) + "\n"
 
@@ -435,7 +435,7 @@ class InputView(namedtuple("InputView", ("heads", "tails", "first_accept", "leng
 
 def input_edits(spec, view):
     """INPUT edits (restore lines) that put the layer's jumps in place; [] when they are."""
-    entry, _, accept = chain_names(spec.name)
+    entry, _sip, accept = chain_names(spec.name)
     lines = []
     if not view.head_in_place():
         lines += ["-D INPUT -j {}".format(entry)] * len(view.heads)
@@ -464,7 +464,7 @@ def apply_text(spec, version, view, existing_chains=()):
 
 def removal_text(name, view, existing_chains):
     """Restore text that removes the jump(s) and our chains; other chains untouched."""
-    entry, _, accept = chain_names(name)
+    entry, _sip, accept = chain_names(name)
     body = ["-D INPUT -j {}".format(entry)] * len(view.heads) + ["-D INPUT -j {}".format(
         accept)] * len(view.tails)
     ours = [c for c in chain_names(name) + legacy_chain_names(name) if c in existing_chains]
@@ -585,7 +585,7 @@ def own_lines(save_text, name):
     """From ``iptables-save -t filter`` output: our chain declarations and rules (legacy
     chains included, so they show as a difference), and where INPUT jumps to us."""
     chains = chain_names(name) + legacy_chain_names(name)
-    entry, _, accept = chain_names(name)
+    entry, _sip, accept = chain_names(name)
     ours, heads, tails = [], [], []
     position = first_accept = 0
     for raw in save_text.splitlines():

@@ -52,7 +52,7 @@ def build_request(
     call_id,
     branch,
     tag,
-    cseq = 1,
+    cseq=1,
 ):
     """One SIP request as bytes; REGISTER targets the domain, the others the user at the host."""
     target = host_for_uri(host)
@@ -66,9 +66,9 @@ def build_request(
     if method == "INVITE":
         family = "IP6" if ":" in local_address else "IP4"
         body = (
-            "v=0\r\no=- 1 1 IN {} {}\r\ns=-\r\nc=IN {} {}\r\n"
+            "v=0\r\no=- 1 1 IN {family} {address}\r\ns=-\r\nc=IN {family} {address}\r\n"
             "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n".format(
-                family, local_address, family, local_address)
+                family=family, address=local_address)
         )
     lines = [
         "{} {} SIP/2.0".format(method, request_uri),
@@ -122,7 +122,7 @@ def split_message(buffer):
     head = buffer[:end].decode("utf-8", "replace")
     length = 0
     for line in head.split("\r\n")[1:]:
-        name, _, value = line.partition(":")
+        name, _colon, value = line.partition(":")
         if name.strip().lower() in ("content-length", "l"):
             length = int(value.strip() or 0) if value.strip().isdigit() else 0
     total = end + 4 + length

@@ -1,4 +1,7 @@
 #!/usr/bin/python
+# Copyright (c) sipguard contributors
+# MIT License (see LICENSE in the collection's root or https://opensource.org/license/mit)
+# SPDX-License-Identifier: MIT
 """Ansible module: own the sipguard iptables/ip6tables chains and ipsets."""
 
 from __future__ import absolute_import, division, print_function
@@ -35,7 +38,7 @@ description:
     seconds unless a later task runs the module with O(state=confirmed). While such a guard is
     pending, an unguarded apply is refused; a confirm after the rollback ran fails.
 version_added: "0.1.0"
-author: sipguard project
+author: sipguard maintainers (@sipguard)
 options:
   name:
     description: Prefix of the layer's chains and ipsets; at most 12 letters, digits, V(_) or V(-).
@@ -170,6 +173,13 @@ notes:
   - Needs C(iptables), C(ip6tables), C(ipset) and, for O(block_addresses), C(conntrack) on the target.
 requirements:
   - iptables (legacy or nft backend), ipset, conntrack
+attributes:
+  check_mode:
+    description: Renders, compares and runs C(iptables-restore --test); changes nothing.
+    support: full
+  diff_mode:
+    description: Shows the normalised rules and ipsets before and after.
+    support: full
 """
 
 EXAMPLES = r"""

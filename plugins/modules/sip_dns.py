@@ -1,20 +1,10 @@
 #!/usr/bin/python
+# Copyright (c) sipguard contributors
+# MIT License (see LICENSE in the collection's root or https://opensource.org/license/mit)
+# SPDX-License-Identifier: MIT
 """Ansible module: resolve a SIP trunk name to addresses, ports and transports the way RFC 3263 does."""
 
 from __future__ import annotations
-
-import ipaddress
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import dns.exception
-    import dns.name
-    import dns.resolver
-
-    DNSPYTHON_ERROR = None
-except ImportError as exc:  # reported through fail_json, not as a traceback
-    DNSPYTHON_ERROR = exc
 
 DOCUMENTATION = r"""
 ---
@@ -29,7 +19,7 @@ description:
   - A name that does not exist, has no usable records, or a nameserver that does not answer in time is a
     failure whose message names the name and the nameserver.
 version_added: "0.1.0"
-author: sipguard
+author: sipguard maintainers (@sipguard)
 requirements:
   - dnspython >= 2.0 (on the host the module runs on)
 options:
@@ -79,8 +69,10 @@ options:
     default: [4, 6]
 attributes:
   check_mode:
+    description: Read-only; runs the same in check mode.
     support: full
   diff_mode:
+    description: Read-only; there is nothing to diff.
     support: none
 """
 
@@ -153,6 +145,19 @@ networks:
   elements: str
   sample: ["198.18.5.1/32", "2001:2::1/128"]
 """
+
+import ipaddress
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import dns.exception
+    import dns.name
+    import dns.resolver
+
+    DNSPYTHON_ERROR = None
+except ImportError as exc:  # reported through fail_json, not as a traceback
+    DNSPYTHON_ERROR = exc
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},

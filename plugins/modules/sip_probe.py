@@ -1,23 +1,10 @@
 #!/usr/bin/python
+# Copyright (c) sipguard contributors
+# MIT License (see LICENSE in the collection's root or https://opensource.org/license/mit)
+# SPDX-License-Identifier: MIT
 """Ansible module: send one SIP request like a scanner would and report what (if anything) answered."""
 
 from __future__ import absolute_import, division, print_function
-
-import errno
-import socket
-import time
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_ip import parse_address
-from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_sip import (
-    METHODS,
-    build_follow_up,
-    build_request,
-    host_for_uri,
-    new_token,
-    parse_response,
-    split_message,
-)
 
 __metaclass__ = type
 
@@ -33,7 +20,7 @@ description:
   - Read-only; it never reports a change and runs in check mode too. Uses the Python standard library
     only, so it runs on any host with python3 (the audit role runs it on vantage points).
 version_added: "0.1.0"
-author: sipguard
+author: sipguard maintainers (@sipguard)
 options:
   host:
     description: Name, IPv4 or IPv6 literal of the SIP endpoint.
@@ -93,8 +80,10 @@ notes:
     that reject strangers; do not point an C(INVITE) probe at a phone that would ring.
 attributes:
   check_mode:
+    description: Read-only; runs the same in check mode.
     support: full
   diff_mode:
+    description: Read-only; there is nothing to diff.
     support: none
 """
 
@@ -188,6 +177,22 @@ udp_unreachable:
   sample: false
 """
 
+import errno
+import socket
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_ip import parse_address
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_sip import (
+    METHODS,
+    build_follow_up,
+    build_request,
+    host_for_uri,
+    new_token,
+    parse_response,
+    split_message,
+)
+
 ARGUMENT_SPEC = {
     "host": {"type": "str", "required": True},
     "port": {"type": "int", "default": 5060},
@@ -251,7 +256,7 @@ def resolve(host, port, transport, source_address):
             else ""
         )
         raise ProbeError("cannot resolve host {!r}{}: {}".format(host, wanted, exc.strerror))
-    family, _, _, _, sockaddr = infos[0]
+    family, _type, _proto, _canonname, sockaddr = infos[0]
     return family, sockaddr
 
 
@@ -325,7 +330,7 @@ class Exchange(object):
 def probe_udp(sock, sockaddr, exchange, result):
     sock.connect(sockaddr)  # a connected UDP socket only receives from the target and sees ICMP errors
     result["source"] = exchange.build(sock)
-    for _ in range(exchange.params["attempts"]):
+    for _attempt in range(exchange.params["attempts"]):
         exchange.sent_at = monotonic()
         try:
             sock.send(exchange.request)
@@ -434,7 +439,7 @@ def run_probe(params):
         user_agent_header=headers.get("user-agent"),
         rtt_ms=round(rtt, 3) if rtt is not None else None,
         response_lines=last["lines"][:MAX_LINES] if last else [],
-        status_codes=[response["status_code"] for response, _ in exchange.responses],
+        status_codes=[response["status_code"] for response, _rtt in exchange.responses],
     )
     return result
 

@@ -1,16 +1,10 @@
 #!/usr/bin/python
+# Copyright (c) sipguard contributors
+# MIT License (see LICENSE in the collection's root or https://opensource.org/license/mit)
+# SPDX-License-Identifier: MIT
 """Ansible module: set VOS3000-style softswitch parameters in a softswitch.conf of KEY=VALUE lines."""
 
 from __future__ import absolute_import, division, print_function
-
-import grp
-import os
-import pwd
-import re
-import sys
-import tempfile
-
-from ansible.module_utils.basic import AnsibleModule
 
 __metaclass__ = type
 
@@ -31,7 +25,7 @@ description:
   - Returns the previous value of every key it was given, so a caller can restore them later (a value of
     V(null) removes a key, which is how "was absent" is restored).
 version_added: "0.1.0"
-author: sipguard
+author: sipguard maintainers (@sipguard)
 options:
   path:
     description:
@@ -88,8 +82,10 @@ notes:
     the previous value, since that is the one a KEY=VALUE reader ends up with.
 attributes:
   check_mode:
+    description: Reports what would change without writing the file.
     support: full
   diff_mode:
+    description: Shows the file before and after the change.
     support: full
 """
 
@@ -146,6 +142,15 @@ backup_file:
   type: str
   sample: /home/kunshi/mbx3000/etc/softswitch.conf.12345.2026-01-01@00:00:00~
 """
+
+import grp
+import os
+import pwd
+import re
+import sys
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
 
 ON_OFF_WORDS = {
     "on": "On", "true": "On", "yes": "On", "1": "On",
