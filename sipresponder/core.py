@@ -1,5 +1,15 @@
 """The responder's state machine: (bytes, source, transport, now) -> actions. No I/O here.
 
+Core.handle runs a request through named steps, like a Kamailio script's routes:
+
+  source    who sent it (policy.Classifier, once per request); in Off mode a stranger
+            is dropped here, before any parsing
+  sanity    size, suspension, parsing (a malformed request: _bad_request)
+  policy    scanner User-Agent, then the decision table (policy.decide)
+  rate      the per-source rate limit (gateways are exempt)
+  method    the answer: 403, the stranger's challenge, or _process (the method routes)
+  reply     the trace record, and a stranger's TCP connection closed after its answer
+
 Actions are tuples the transport layer carries out:
   ("send", data, udp_port)   send data to the source (UDP: to udp_port; TCP: on the connection)
   ("close",)                 TCP: close the connection without a byte
@@ -8,8 +18,6 @@ Actions are tuples the transport layer carries out:
 """
 
 from __future__ import annotations
-
-import re
 
 from sipresponder import policy
 from sipresponder.config import Config
@@ -27,7 +35,7 @@ from sipresponder.message import (
     split_top_via,
     uri_user,
 )
-from sipresponder.policy import NetworkSet
+from sipresponder.policy import Classifier
 from sipresponder.registrar import RegisterRefused, Registrar
 from sipresponder.stats import Stats
 
@@ -78,6 +86,7 @@ class Core:
         self.auth = Authenticator(secret, settings.auth_realm, settings.auth_algorithms,
                                   settings.auth_nonce_lifetime, capacity)
         self.transactions = BoundedTable(4096)  # recent final answers, for retransmissions
+        self.classifier = Classifier(self.registrar.sources, self.suspensions)
         self.started = now
         self.trace_on = settings.trace_enabled
         self.apply(config)
@@ -96,109 +105,91 @@ class Core:
         self.auth.realm, self.auth.algorithms = settings.auth_realm, settings.auth_algorithms
         self.auth.lifetime = settings.auth_nonce_lifetime
         self.accounts = endpoints.accounts
-        self.gateways = NetworkSet(endpoints.gateway_networks)
+        self.classifier.configure(endpoints, settings.scanner_user_agents)
         # Gateways are never suspended (see _fail); one that was, before it became a gateway, is let go.
-        self.suspensions.release(lambda address: address in self.gateways)
-        self.account_networks = {name: NetworkSet(a.networks) for name, a in endpoints.accounts.items()}
-        self.account_anywhere = any(a.anywhere for a in endpoints.accounts.values())
-        self.all_account_networks = NetworkSet(n for a in endpoints.accounts.values() for n in a.networks)
-        # One case-insensitive regex for the whole scanner list: one C call per request.
-        names = [re.escape(ua) for ua in settings.scanner_user_agents if ua]
-        self.scanner_search = re.compile("|".join(names), re.IGNORECASE).search if names else None
+        self.suspensions.release(self.classifier.is_gateway)
         self.server = settings.identity_server_header
         self.max_bytes = settings.limits_max_message_bytes
         self.final = (settings.invite_final_status, settings.invite_final_reason)
 
-    # ------------------------------------------------------------------ classification
-
-    def _in_account_network(self, address: str) -> bool:
-        return self.account_anywhere or address in self.all_account_networks
-
-    def _suspended(self, address: str, now: float) -> bool:
-        # An IPv6 /64 is suspended as one (limits.failure_key); a gateway inside it never is.
-        return self.suspensions.is_suspended(address, now) and address not in self.gateways
+    # ------------------------------------------------------------------ entry point
 
     def accept_tcp(self, address: str, now: float) -> bool:
         """Whether to keep a new TCP connection: in Off mode strangers are closed unread."""
-        if self._suspended(address, now):
+        classifier = self.classifier
+        if classifier.suspended(address, now):
             return False
-        return self.reply_unauthorized or self._source_kind(address, "REGISTER") != policy.UNKNOWN
+        return self.reply_unauthorized or classifier.source_kind(address, True) != policy.UNKNOWN
 
-    def _source_kind(self, address: str, method: str) -> str:
-        if address in self.gateways:
-            return policy.GATEWAY
-        if address in self.registrar.sources:
-            return policy.REGISTERED
-        if method == "REGISTER" and self._in_account_network(address):
-            return policy.ACCOUNT_NETWORK
-        return policy.UNKNOWN
-
-    def _is_scanner(self, user_agent: str) -> bool:
-        search = self.scanner_search
-        return bool(user_agent) and search is not None and search(user_agent) is not None
-
-    # ------------------------------------------------------------------ entry point
-
-    def handle(self, data: bytes, address: str, port: int, transport: str, now: float):  # noqa: PLR0911
+    def handle(self, data: bytes, address: str, port: int, transport: str, now: float,  # noqa: PLR0911
+               kind: str = ""):  # fmt: skip
+        """One request in, its actions out. `kind`: the source kind, when the caller (a helper
+        process deciding what to forward) has already classified this very request."""
         counts = self.stats.counts
         counts["received"] += 1
-        # Classify the source address once; everything below reuses it.
-        stranger = (
-            address not in self.registrar.sources
-            and address not in self.gateways
-            and not (data.startswith(b"REGISTER") and self._in_account_network(address))
-        )
-        # Fast path: a stranger in Off mode costs a few set lookups and no parsing.
-        if stranger and not self.reply_unauthorized:
+        # source: classified once, by address; an account network counts only for a REGISTER,
+        # which the first bytes tell before any parsing.
+        register = data.startswith(b"REGISTER")
+        kind = kind or self.classifier.source_kind(address, register)
+        if kind == policy.UNKNOWN and not self.reply_unauthorized:
+            # Off mode: a stranger costs a few set look-ups and no parsing.
             counts["dropped_unknown"] += 1
             if self.trace_on:
                 return self._dropped(data, address, port, transport, now, policy.UNKNOWN)
             return CLOSE if transport == "tcp" else NOTHING
+        # sanity
         if len(data) > self.max_bytes:
             counts["dropped_oversize"] += 1
             return self._dropped(data, address, port, transport, now, "oversize")
-        if self._suspended(address, now):
+        if self.classifier.suspended(address, now):
             counts["dropped_suspended"] += 1
             return self._dropped(data, address, port, transport, now, policy.SUSPENDED)
-        if stranger:
+        if kind == policy.UNKNOWN:
             # A stranger in On mode gets 401/403 whatever the details; a lean parse is enough.
             request = quick_parse(data)
             if request is not None:
-                return self._answer(request, data, address, port, transport, now, policy.UNKNOWN)
+                return self._answer(request, kind, data, address, port, transport, now)
         try:
             request = parse_request(data, datagram=transport == "udp")
         except NotARequest:
             return NOTHING
         except ParseError as error:
-            return self._bad_request(error, address, port, transport, now)
-        return self._answer(request, data, address, port, transport, now)
+            return self._bad_request(error, kind, address, port, transport, now)
+        if (request.method == "REGISTER") is not register:
+            # The first bytes were not the method (a CRLF before the request line, a method such
+            # as "REGISTERX"): whether an account network counts follows the parsed method.
+            kind = self.classifier.source_kind(address, not register)
+        return self._answer(request, kind, data, address, port, transport, now)
 
-    def _answer(self, request: Request, data: bytes, address: str, port: int, transport: str, now: float,
-                kind: str = ""):  # fmt: skip
-        """Apply the decision table to a well-formed request (kind: the source kind, if already known)."""
+    def _answer(self, request: Request, kind: str, data: bytes, address: str, port: int, transport: str,
+                now: float):  # fmt: skip
+        """The policy, rate, method and reply steps for a well-formed request from a source of `kind`."""
         counts = self.stats.counts
-        if self.scanner_search is not None and self._is_scanner(request.get("user-agent")):
+        classifier = self.classifier
+        # policy
+        if classifier.scanner_search is not None and classifier.is_scanner(request.get("user-agent")):
             counts["dropped_scanner"] += 1
             return self._dropped(data, address, port, transport, now, policy.SCANNER, request)
-        kind = kind or self._source_kind(address, request.method)
         action = policy.decide(kind, request.method, self.reply_unauthorized)
         if action == policy.DROP:
             counts["dropped_unknown"] += 1
             return self._dropped(data, address, port, transport, now, kind, request)
-        # Trunks carry a whole carrier's traffic from one address: they are not rate limited.
+        # rate: trunks carry a whole carrier's traffic from one address, so they are not limited.
         if kind != policy.GATEWAY and not self.rate.allow(address, now):
             counts["dropped_rate"] += 1
             return self._dropped(data, address, port, transport, now, "rate-limit", request)
+        # method
         if action == policy.FORBID:
             out = [self._reply(request, 403, address, port)]
         elif action == policy.CHALLENGE:
             out = self._challenge_unknown(request, address, port, now)
         else:
             out = self._process(request, kind, address, port, now)
+        # reply
         if self.trace_on:
             status = out[0][1][8:11].decode() if out and out[0][0] == "send" else ""
-            out.append(("trace", self._event(now, address, port, transport, request.method,
-                                             request.user_agent, action, kind, status)))
+            out.append(("trace", self.event(now, address, port, transport, request.method,
+                                            request.user_agent, action, kind, status)))
         if kind == policy.UNKNOWN and transport == "tcp":
             out.append(("close",))  # a stranger's connection carries its one 401/403, no more
         return out
@@ -235,7 +226,7 @@ class Core:
         misconfigured account behind it must not cut every call.
         """
         self.stats.counts["auth_failure"] += 1
-        if address in self.gateways:
+        if self.classifier.is_gateway(address):
             return
         if self.suspensions.fail(address, now):
             self.stats.counts["suspensions"] += 1
@@ -252,9 +243,9 @@ class Core:
             self._fail(address, now, out)
         return out
 
-    def _bad_request(self, error: ParseError, address: str, port: int, transport: str, now: float):
+    def _bad_request(self, error: ParseError, kind: str, address: str, port: int, transport: str, now: float):
         request = error.request
-        recognised = address in self.gateways or address in self.registrar.sources
+        recognised = kind in (policy.GATEWAY, policy.REGISTERED)
         if request is None or request.method == "ACK" or not (recognised or self.reply_unauthorized):
             self.stats.counts["dropped_malformed"] += 1
             return self._dropped(b"", address, port, transport, now, f"malformed: {error.reason}")
@@ -263,7 +254,7 @@ class Core:
             return self._dropped(b"", address, port, transport, now, "rate-limit")
         out = [self._reply(request, error.status, address, port, error.extra, error.reason)]
         if self.trace_on:
-            out.append(("trace", self._event(now, address, port, transport, request.method,
+            out.append(("trace", self.event(now, address, port, transport, request.method,
                                              request.user_agent, "reject", error.reason, str(error.status))))
         return out
 
@@ -309,7 +300,7 @@ class Core:
             out.append(self._challenge(request, address, port, now))
             return None
         account = self.accounts.get(creds.username)
-        if account is not None and not (account.anywhere or address in self.account_networks[creds.username]):
+        if account is not None and not self.classifier.allowed_from(account, address):
             account = None  # not allowed from here: fails exactly like a missing account
         if request.method == "REGISTER" and uri_user(request.get("to")) != creds.username:
             account = None
@@ -343,7 +334,7 @@ class Core:
         counts nor delays it, so no one elsewhere can lock the phone out by guessing. A gateway is
         trusted by address anyway (and never suspended either).
         """
-        if address in self.trusted.get(name, ()) or address in self.gateways:
+        if address in self.trusted.get(name, ()) or self.classifier.is_gateway(address):
             return True
         return any(binding.source == address for binding in self.registrar.lookup(name, now))
 
@@ -387,7 +378,7 @@ class Core:
 
     # ------------------------------------------------------------------ trace and housekeeping
 
-    def _event(self, now, address, port, transport, method, agent, decision, reason, status=""):
+    def event(self, now, address, port, transport, method, agent, decision, reason, status=""):
         return {"ts": round(now, 3), "src": address, "port": port, "transport": transport,
                 "method": method, "ua": agent[:120], "decision": decision, "reason": reason, "status": status}
 
@@ -405,9 +396,9 @@ class Core:
                 if line[:11].lower() == b"user-agent:":
                     agent = line[11:].strip().decode("latin-1")
                     break
-            if reason == policy.UNKNOWN and self._is_scanner(agent):
+            if reason == policy.UNKNOWN and self.classifier.is_scanner(agent):
                 reason = policy.SCANNER
-        return [*close, ("trace", self._event(now, address, port, transport, method, agent, "drop", reason))]
+        return [*close, ("trace", self.event(now, address, port, transport, method, agent, "drop", reason))]
 
     def tick(self, now: float) -> None:
         """Periodic housekeeping: expire bindings, refresh gauges."""

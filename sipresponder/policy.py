@@ -1,15 +1,18 @@
 """THE decision rule: who is recognised, and what each kind of request gets.
 
 Recognition looks only at the transport source address (never a header: a From header
-can be forged). docs/decision-table.md reproduces TABLE; change both together.
+can be forged); the User-Agent is read only to drop a scanner, never to trust anyone.
+Classifier is the one place that sorts a source into its kind; decide() looks the kind
+up in TABLE. docs/decision-table.md reproduces TABLE; change both together.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterable
 
-from sipresponder.config import Network
+from sipresponder.config import Endpoints, Network
 
 # Kinds of source, most trusted first; the first that matches wins.
 SUSPENDED = "suspended"  # failed SS_AUTHENTICATION_MAX_RETRY times, for SS_AUTHENTICATION_FAILED_SUSPEND s
@@ -59,6 +62,58 @@ def method_kind(method: str) -> str:
 def decide(source_kind: str, method: str, reply_unauthorized: bool) -> str:
     on, off = TABLE[(source_kind, method_kind(method))]
     return on if reply_unauthorized else off
+
+
+class Classifier:
+    """Sorts a source into its kind: the only code that decides who is recognised.
+
+    `registered` is the registrar's live map of source addresses with bindings and
+    `suspensions` its failure/suspension table (limits.Suspensions): state owned by the
+    core (and, in a helper process, kept current by the main process's updates).
+    """
+
+    def __init__(self, registered: dict[str, int], suspensions) -> None:
+        self.registered = registered
+        self.suspensions = suspensions
+        self.configure(Endpoints(), ())
+
+    def configure(self, endpoints: Endpoints, scanner_user_agents: Iterable[str]) -> None:
+        self.gateways = NetworkSet(endpoints.gateway_networks)
+        self.account_networks = {name: NetworkSet(a.networks) for name, a in endpoints.accounts.items()}
+        self.account_anywhere = any(a.anywhere for a in endpoints.accounts.values())
+        self.all_account_networks = NetworkSet(n for a in endpoints.accounts.values() for n in a.networks)
+        # One case-insensitive regex for the whole scanner list: one C call per request.
+        names = [re.escape(ua) for ua in scanner_user_agents if ua]
+        self.scanner_search = re.compile("|".join(names), re.IGNORECASE).search if names else None
+
+    def source_kind(self, address: str, register: bool) -> str:
+        """GATEWAY, REGISTERED, ACCOUNT_NETWORK (only for a REGISTER) or UNKNOWN.
+
+        SUSPENDED and SCANNER are asked separately (suspended(), is_scanner()): the core
+        drops those before it looks at the kind, each with its own counter.
+        """
+        if address in self.gateways:
+            return GATEWAY
+        if address in self.registered:
+            return REGISTERED
+        if register and (self.account_anywhere or address in self.all_account_networks):
+            return ACCOUNT_NETWORK
+        return UNKNOWN
+
+    def is_gateway(self, address: str) -> bool:
+        return address in self.gateways
+
+    def suspended(self, address: str, now: float) -> bool:
+        # An IPv6 /64 is suspended as one (limits.failure_key); a gateway inside it never is.
+        return self.suspensions.is_suspended(address, now) and address not in self.gateways
+
+    def is_scanner(self, user_agent: str) -> bool:
+        search = self.scanner_search
+        return bool(user_agent) and search is not None and search(user_agent) is not None
+
+    def allowed_from(self, account, address: str) -> bool:
+        """Whether `account` (a config.Account) may authenticate from `address`."""
+        return account.anywhere or address in self.account_networks[account.username]
 
 
 class NetworkSet:

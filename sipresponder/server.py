@@ -358,13 +358,13 @@ class Server:
                 # Off mode: a stranger's connection is closed before a byte is read or written.
                 self.core.stats.counts["dropped_unknown"] += 1
                 if self.core.trace_on:
-                    self.trace.write(self.core._event(now, peer[0], peer[1], "tcp", "", "", "drop",
-                                                      "unknown (TCP connection closed)"))
+                    self.trace.write(self.core.event(now, peer[0], peer[1], "tcp", "", "", "drop",
+                                                     "unknown (TCP connection closed)"))
                 sock.close()
                 continue
             # No source holds the server: a cap per source (a trunk's is its own, larger one), and
             # at the global cap only a known source gets in, in place of a connection still silent.
-            gateway = peer[0] in self.core.gateways
+            gateway = self.core.classifier.is_gateway(peer[0])
             group = peer[0] if gateway else _source_group(peer[0])
             cap = settings.limits_tcp_max_per_gateway if gateway else settings.limits_tcp_max_per_source
             if self.per_source.get(group, 0) >= cap:
@@ -384,7 +384,7 @@ class Server:
     def make_room(self, address: str) -> bool:
         """At tcp_max_connections: close the oldest connection that has not sent a complete message
         yet, if the newcomer is a gateway, a registered phone or inside an account network."""
-        if self.core._source_kind(address, "REGISTER") == policy.UNKNOWN:
+        if self.core.classifier.source_kind(address, True) == policy.UNKNOWN:
             return False
         silent = [conn for conn in self.connections.values() if not conn.spoken]
         if not silent:

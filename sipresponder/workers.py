@@ -28,6 +28,7 @@ import signal
 import socket
 import time
 
+from sipresponder import policy
 from sipresponder.core import Core
 
 BATCH = 256
@@ -112,8 +113,8 @@ class Helper:
 
     def on_udp(self, index: int, sock: socket.socket) -> None:
         core = self.core
-        registered = core.registrar.sources
-        gateways = core.gateways
+        source_kind = core.classifier.source_kind
+        unknown = policy.UNKNOWN
         handle = core.handle
         recvfrom, sendto = sock.recvfrom, sock.sendto
         size = core.max_bytes + 1
@@ -124,21 +125,15 @@ class Helper:
             except OSError:  # BlockingIOError (drained), InterruptedError, ICMP errors
                 return
             address = peer[0]
-            if (
-                self.forward_all
-                or address in registered
-                or address in gateways
-                or (data.startswith(b"REGISTER") and core._in_account_network(address))
-                or b"uthorization:" in data
-                or b"UTHORIZATION:" in data
-            ):
+            kind = source_kind(address, data.startswith(b"REGISTER"))  # the core reuses it: classified once
+            if self.forward_all or kind != unknown or b"uthorization:" in data or b"UTHORIZATION:" in data:
                 try:  # noqa: SIM105 (hot path: cheaper than contextlib.suppress)
                     self.channel.send(_encode(index, address, peer[1], data))
                 except OSError:  # main busy: drop, as a full socket buffer would
                     pass
                 continue
             try:
-                actions = handle(data, address, peer[1], "udp", now)
+                actions = handle(data, address, peer[1], "udp", now, kind)
             except Exception:  # one bad packet must never stop a helper
                 core.stats.counts["internal_errors"] += 1
                 continue
