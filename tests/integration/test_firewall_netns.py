@@ -1,4 +1,4 @@
-"""sipguard_firewall for real: ansible runs the module inside a network namespace we create.
+"""sipguard.hardening.firewall for real: ansible runs the module inside a network namespace we create.
 
 Topology (both namespaces created here and deleted in the finalizer):
 
@@ -175,7 +175,7 @@ def run_ansible(target, args, check=False, diff=False, check_ok=True):
     """`target` is the ansible command up to the host pattern; returns the module's result."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_NOCOLOR="1")
-    cmd = [*target, "-m", "sipguard_firewall", "-a", json.dumps(args)]
+    cmd = [*target, "-m", "sipguard.hardening.firewall", "-a", json.dumps(args)]
     cmd += (["--check"] if check else []) + (["--diff"] if diff else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
     hosts = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]

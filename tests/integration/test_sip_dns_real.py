@@ -1,6 +1,6 @@
-"""sipguard_sip_dns against a real DNS server: dnsmasq on loopback, started by this test.
+"""sipguard.hardening.sip_dns against a real DNS server: dnsmasq on loopback, started by this test.
 
-Every lookup goes through `ansible localhost -m sipguard_sip_dns`, the way a playbook runs it on the
+Every lookup goes through `ansible localhost -m sipguard.hardening.sip_dns`, the way a playbook runs it on the
 controller. The zone below has NAPTR, SRV, A and AAAA records; all addresses are documentation-style
 benchmark addresses (198.18.0.0/15, 2001:2::/48) that are only ever returned, never contacted.
 """
@@ -100,7 +100,7 @@ def wait_until_answering(port, process):
 def sip_dns(port, **args):
     """Run the module through ansible, as a playbook would on the controller; return its result."""
     return helpers.run_adhoc(
-        "sipguard_sip_dns", {"nameservers": [LISTEN], "port": port, "timeout": 2.0, **args}
+        "sip_dns", {"nameservers": [LISTEN], "port": port, "timeout": 2.0, **args}
     )
 
 

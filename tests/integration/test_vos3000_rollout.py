@@ -108,7 +108,8 @@ def test_rolling_backup_restart_and_byte_for_byte_rollback(fleet, tmp_path):
     first_wave = [after_first[name][1] for name in names[:2]]
     second_wave = [after_first[name][1] for name in names[2:]]
     assert max(first_wave) < min(second_wave), (first_wave, second_wave)
-    assert out.count("RUNNING HANDLER [sipguard_softswitch : Apply the softswitch parameters]") == 2
+    handler = "RUNNING HANDLER [sipguard.hardening.sipguard_softswitch : Apply the softswitch parameters]"
+    assert out.count(handler) == 2
 
     # 2. A re-run changes nothing and restarts nothing (the firewall layer is left out from here
     # on to keep the test short; the preflight and the input checks run whatever the tags).
