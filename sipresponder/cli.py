@@ -63,7 +63,7 @@ def _socket_path(args: argparse.Namespace) -> str:
 
 
 def _control(args: argparse.Namespace, line: str) -> dict | None:
-    from sipresponder.server import control_request  # noqa: PLC0415 - keeps check-config light
+    from sipresponder.client import control_request  # noqa: PLC0415 - keeps check-config light
 
     try:
         return control_request(_socket_path(args), line)

@@ -1,16 +1,16 @@
-"""The thin I/O layer: sockets, the event loop, signals, the control socket, Prometheus.
+"""The thin I/O layer: sockets, the event loop, signals, reloads.
 
 One process, one selector loop. UDP sockets are drained in batches so a flood costs one
 select() per batch, and the clock is read once per batch. TCP connections are framed by
 Content-Length, capped in number, size and idle time. Everything the core decides comes
-back as actions (see core.py), carried out here.
+back as actions (see core.py), carried out here. The control socket and the Prometheus
+endpoint are control.py, the helper processes workers.py; each sees the server only through
+a small interface (ControlHost, PoolHost) that Server implements.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import os
 import selectors
 import signal
@@ -21,7 +21,9 @@ import time
 from sipresponder import config as config_mod
 from sipresponder import policy
 from sipresponder.blocker import Blocker
+from sipresponder.control import Control
 from sipresponder.core import Core
+from sipresponder.listen import open_listener
 from sipresponder.trace import Trace
 from sipresponder.workers import Pool
 
@@ -41,29 +43,6 @@ def _endpoints(cfg: config_mod.Config) -> set[tuple[str, str, int]]:
         for address in settings.listen_addresses
         for port in cfg.softswitch.sip_ports
     }
-
-
-def _open(transport: str, address: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
-    sock = socket.socket(family, kind)
-    try:
-        if family == socket.AF_INET6:
-            # "0.0.0.0" and "::" side by side need a v6-only socket; it also keeps
-            # v4-mapped addresses out of the source-address checks.
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if kind == socket.SOCK_DGRAM:
-            with contextlib.suppress(OSError):  # a bigger buffer rides out bursts; best effort
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.bind((address, port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _source_group(address: str) -> str | bytes:
@@ -119,10 +98,10 @@ def _frame(buffer: bytes, limit: int) -> tuple[bytes | None, bytes, bool]:
 class Server:
     def __init__(self, cfg: config_mod.Config, paths: tuple[str, str, str], workers: int = 1):
         self.paths = paths
-        self.pool = Pool(self, workers) if workers > 1 else None
         self.cfg = cfg
         now = time.time()
         self.core = Core(cfg, os.urandom(32), now)
+        self.pool = Pool(self.core, self, workers) if workers > 1 else None
         self.trace = Trace(cfg.settings.trace_path, False)
         self.selector = selectors.DefaultSelector()
         self.listeners: dict[tuple[str, str, int], socket.socket] = {}
@@ -132,8 +111,7 @@ class Server:
         self.running = True
         self.next_error_log = 0.0
         self.reload_requested = False
-        self.control: socket.socket | None = None
-        self.prometheus: socket.socket | None = None
+        self.local = Control(self)
 
     # ------------------------------------------------------------------ set-up
 
@@ -142,7 +120,7 @@ class Server:
         opened = {}
         try:
             for endpoint in sorted(wanted - set(self.listeners)):
-                opened[endpoint] = _open(*endpoint)
+                opened[endpoint] = open_listener(*endpoint)
         except OSError as exc:
             for sock in opened.values():
                 sock.close()
@@ -159,39 +137,8 @@ class Server:
             sock.close()
 
     def open_local(self) -> None:
-        settings = self.cfg.settings
-        if settings.stats_control_socket:
-            path = settings.stats_control_socket
-            with contextlib.suppress(OSError):  # systemd's RuntimeDirectory makes it; by hand we may have to
-                os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                old_umask = os.umask(0o177)  # only our user (and root) may talk to it
-                try:
-                    sock.bind(path)
-                finally:
-                    os.umask(old_umask)
-                sock.listen(8)
-            except OSError as exc:
-                sock.close()
-                raise config_mod.ConfigError([f"cannot open control socket {path}: {exc.strerror}"]) from None
-            sock.setblocking(False)
-            self.control = sock
-            self.control_path = path  # [stats] applies at restart: remember what we bound
-            self.selector.register(sock, selectors.EVENT_READ, self.on_control)
-        if settings.stats_prometheus_listen:
-            host, _, port = settings.stats_prometheus_listen.rpartition(":")
-            host = host.strip("[]")
-            try:
-                sock = _open("tcp", host, int(port))
-            except OSError as exc:
-                raise config_mod.ConfigError(
-                    [f"cannot listen for Prometheus on {settings.stats_prometheus_listen}: {exc.strerror}"]
-                ) from None
-            self.prometheus = sock
-            self.selector.register(sock, selectors.EVENT_READ, self.on_prometheus)
+        """The control socket and the Prometheus endpoint, as [stats] says."""
+        self.local.open(self.cfg.settings, self.watch)
 
     def install_signals(self) -> None:
         self.wake_r, self.wake_w = socket.socketpair()
@@ -261,12 +208,9 @@ class Server:
             self.pool.stop()
         for conn in list(self.connections.values()):
             self.close(conn)
-        for sock in [*self.listeners.values(), self.control, self.prometheus]:
-            if sock is not None:
-                sock.close()
-        if self.control is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.control_path)
+        for sock in self.listeners.values():
+            sock.close()
+        self.local.close()
         self.blocker.stop()
         self.trace.close()
         log("stopped")
@@ -483,51 +427,32 @@ class Server:
                 self.selector.unregister(conn.sock)
             conn.sock.close()
 
-    # ------------------------------------------------------------------ local control
+    # ------------------------------------------------------------------ signals
 
     def on_wake(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.recv(512)
 
-    def command(self, line: str) -> dict:
-        words = line.split()
-        if words == ["stats"]:
-            return {"ok": True, "stats": self.stats_snapshot()}
-        if len(words) == 2 and words[0] == "trace" and words[1] in ("on", "off"):
-            ok = self.set_trace(words[1] == "on")
-            return {"ok": ok, "trace": self.core.trace_on, **({"error": self.trace.error} if not ok else {})}
-        if words == ["reload"]:
-            return {"ok": self.reload()}
-        return {"ok": False, "error": "unknown command; try: stats, trace on, trace off, reload"}
+    # ------------------------------------------------------------------ what control.py and workers.py see
 
-    def on_control(self, listener: socket.socket) -> None:
-        try:
-            sock, _ = listener.accept()
-        except OSError:
-            return
-        with sock:
-            sock.settimeout(0.5)  # a local client that stalls must not stall the loop for long
-            try:
-                line = sock.recv(256).decode("utf-8", "replace")
-                sock.sendall((json.dumps(self.command(line)) + "\n").encode())
-            except OSError:
-                pass
+    # ControlHost: stats_snapshot (above), prometheus_text, set_trace, trace_status, reload.
+    # PoolHost: udp_sockets, watch, unwatch, carry_out and internal_error (above).
 
-    def on_prometheus(self, listener: socket.socket) -> None:
-        try:
-            sock, _ = listener.accept()
-        except OSError:
-            return
-        with sock:
-            sock.settimeout(0.5)
-            try:
-                sock.recv(4096)
-                body = self.core.stats.prometheus(self.stats_snapshot()).encode()
-                head = (f"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                        f"Content-Length: {len(body)}\r\n\r\n").encode()
-                sock.sendall(head + body)
-            except OSError:
-                pass
+    def prometheus_text(self) -> str:
+        return self.core.stats.prometheus(self.stats_snapshot())
+
+    def trace_status(self) -> tuple[bool, str]:
+        return self.core.trace_on, self.trace.error
+
+    def udp_sockets(self) -> list[socket.socket]:
+        return [sock for (kind, _, _), sock in sorted(self.listeners.items()) if kind == "udp"]
+
+    def watch(self, sock: socket.socket, callback) -> None:
+        self.selector.register(sock, selectors.EVENT_READ, callback)
+
+    def unwatch(self, sock: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)
 
     def set_trace(self, enabled: bool) -> bool:
         ok = self.trace.switch(enabled)
@@ -585,24 +510,3 @@ def run(paths: tuple[str, str, str], workers: int = 1) -> int:
     server.install_signals()
     server.serve()
     return 0
-
-
-def control_request(path: str, line: str, timeout: float = 3.0) -> dict:
-    """Send one command to a running responder's control socket (used by the CLI)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(path)
-            sock.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
-                reason += " (is sipresponder running?)"
-            raise ConnectionError(f"control socket {path}: {reason}") from None
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
-        raise ConnectionError(f"control socket {path}: unreadable answer") from None

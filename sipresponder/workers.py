@@ -27,6 +27,8 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 from sipresponder import policy
 from sipresponder.core import Core
@@ -169,11 +171,28 @@ class Helper:
             self.forward_all = message["trace"]
 
 
+class PoolHost(Protocol):
+    """What the pool needs from the main process's event loop, and nothing more."""
+
+    def udp_sockets(self) -> list[socket.socket]:
+        """The UDP listeners, in a fixed order (a forward names its socket by index)."""
+        ...
+
+    def watch(self, sock: socket.socket, callback: Callable[[socket.socket], object]) -> None: ...
+
+    def unwatch(self, sock: socket.socket) -> None: ...
+
+    def carry_out(self, actions, sock: socket.socket, address: str, conn: None) -> None: ...
+
+    def internal_error(self, exc: Exception) -> None: ...
+
+
 class Pool:
     """The main process's side: fork helpers, feed them updates, take their forwards and counters."""
 
-    def __init__(self, server, count: int):
-        self.server = server
+    def __init__(self, core: Core, host: PoolHost, count: int):
+        self.core = core
+        self.host = host
         self.count = count
         self.children: dict[int, socket.socket] = {}  # pid -> channel
         self.inboxes: dict[socket.socket, Inbox] = {}  # channel -> its receive buffer
@@ -184,10 +203,9 @@ class Pool:
         self.udp: list[socket.socket] = []
 
     def start(self) -> None:
-        server = self.server
-        self.udp = [sock for (kind, _, _), sock in sorted(server.listeners.items()) if kind == "udp"]
-        self.sent_sources = set(server.core.registrar.sources)
-        self.sent_version = server.core.registrar.version
+        self.udp = self.host.udp_sockets()
+        self.sent_sources = set(self.core.registrar.sources)
+        self.sent_version = self.core.registrar.version
         for _ in range(self.count - 1):
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             for sock in (mine, theirs):
@@ -199,7 +217,7 @@ class Pool:
                 mine.close()
                 code = 0
                 try:
-                    Helper(server.core, self.udp, theirs, os.getppid()).run()
+                    Helper(self.core, self.udp, theirs, os.getppid()).run()
                 except BaseException:  # a helper must never fall back into the parent loop
                     code = 1
                 os._exit(code)
@@ -207,7 +225,7 @@ class Pool:
             mine.setblocking(False)
             self.children[pid] = mine
             self.inboxes[mine] = Inbox(mine, 1 << 17)  # a forwarded request: at most 64 KiB and its address
-            server.selector.register(mine, selectors.EVENT_READ, self.on_channel)
+            self.host.watch(mine, self.on_channel)
 
     def stop(self) -> None:
         for pid in self.children:
@@ -219,8 +237,7 @@ class Pool:
             for _ in range(64):  # what it forwarded last, and its final counters
                 if self.on_channel(channel):
                     break
-            with contextlib.suppress(KeyError, ValueError):
-                self.server.selector.unregister(channel)
+            self.host.unwatch(channel)
             channel.close()
         self.children.clear()
         self.inboxes.clear()
@@ -234,8 +251,8 @@ class Pool:
 
     def on_channel(self, channel: socket.socket) -> bool:
         """Handle what a helper sent; True when nothing is left waiting."""
-        server = self.server
-        handle = server.core.handle
+        host = self.host
+        handle = self.core.handle
         now = time.time()
         receive = self.inboxes[channel].receive
         for _ in range(BATCH):
@@ -256,11 +273,11 @@ class Pool:
             try:
                 actions = handle(data, address, port, "udp", now)
             except Exception as exc:  # one bad packet must never stop the server
-                server.internal_error(exc)
+                host.internal_error(exc)
                 continue
             if actions:
                 self.sync()  # before the answer goes out (see Server.on_udp)
-                server.carry_out(actions, sock, address, None)
+                host.carry_out(actions, sock, address, None)
         return False
 
     def broadcast(self, message: dict) -> None:
@@ -273,7 +290,7 @@ class Pool:
         """Push changes of the registered source addresses to the helpers."""
         if not self.children:
             return
-        registrar = self.server.core.registrar
+        registrar = self.core.registrar
         if registrar.version == self.sent_version:
             return
         self.sent_version = registrar.version
