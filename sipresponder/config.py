@@ -221,8 +221,8 @@ class Account:
     password: str | None = field(default=None, repr=False)  # never in a repr, so never in a log
     ha1_md5: str | None = field(default=None, repr=False)
     ha1_sha256: str | None = field(default=None, repr=False)
-    networks: tuple[Network, ...] = ()  # empty tuple means "any"
-    anywhere: bool = False
+    networks: tuple[Network, ...] = ()  # where it may register from; empty means nowhere
+    anywhere: bool = False  # networks = ["any"]: from any address (networks is then empty)
 
 
 @dataclass(frozen=True)
