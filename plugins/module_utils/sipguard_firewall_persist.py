@@ -13,6 +13,13 @@ init of this network namespace) runs it after N seconds unless ``state: confirme
 cancels it first. A guarded apply is only made persistent on confirmation, so a
 reboot after a rollback also comes up with the old rules.
 
+Debug window: an apply with ``debug_log: open`` renders extra LOG rules inside the layer's
+own chains and writes /run/sipguard-firewall-NAME.debug, a script that loads the layer's
+chains as rendered without them (the same rules as the boot file), under the layer's lock.
+A timer (systemd-run, or a detached ``sleep``) runs it when the window ends; the debug role's
+helper runs the same script to close the window earlier. Everything of the window is in /run
+and the boot files never hold its rules, so a reboot ends it too.
+
 Runs on the target's Python (2.7, 3.6+). On Python 2, open() fails with IOError, which is not an
 OSError there: both are caught.
 """
@@ -42,6 +49,8 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewa
     ipset_lines,
     ipset_names,
     render_rules,
+    restore_text,
+    without_debug,
 )
 
 __metaclass__ = type
@@ -89,7 +98,9 @@ def systemd_usable():
 
 
 def boot_files(spec, bins):
-    """path -> content of every file persistence needs (pure)."""
+    """path -> content of every file persistence needs (pure). A debug window's LOG rules are
+    never persisted: a reboot during a window comes up without them."""
+    spec = without_debug(spec)
     base = "{}/{}".format(CONF_DIR, spec.name)
     ipsets = "".join(line + "\n" for v in spec.ip_versions for line in ipset_lines(spec, v, for_boot=True))
     files = {"{}.ipset".format(base): ipsets}
@@ -400,3 +411,152 @@ def drop_guard(name, run):
     shutil.rmtree(guard_dir(name))
     remove_empty_dirs(STATE_DIR)
     return True
+
+
+# --- debug window ----------------------------------------------------------------
+
+
+def debug_script(name):
+    """The script that closes the window (names hold no dots: no layer can collide)."""
+    return "{}/sipguard-firewall-{}.debug".format(RUN_DIR, name)
+
+
+def debug_state_path(name):
+    return "{}/sipguard-firewall-{}.debug.json".format(RUN_DIR, name)
+
+
+def debug_pid_path(name):
+    return "{}/sipguard-firewall-{}.debug.pid".format(RUN_DIR, name)
+
+
+def debug_unit(name):
+    return "sipguard-firewall-debug-{}".format(name)
+
+
+def debug_window(name):
+    """The open window's {"prefix", "rate", "until" (epoch seconds), "ends" (text)}, or None."""
+    try:
+        with open(debug_state_path(name)) as handle:
+            window = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+    return window if isinstance(window, dict) and "until" in window else None
+
+
+def debug_files_exist(name):
+    return [p for p in (debug_script(name), debug_state_path(name), debug_pid_path(name))
+            if os.path.exists(p)]
+
+
+def debug_close_script(spec, bins, ends, systemd):
+    """Shell script that ends the debug window of ``spec``'s layer (pure): it loads the layer's
+    chains as rendered without the debug LOG rules, with iptables-restore --noflush, under the
+    module's lock. Only the layer's own chains are named (redeclared, so flushed, and refilled):
+    the INPUT jumps, other tools' chains (fail2ban's bans) and the host's own rules stay as they
+    are. A version whose entry chain is gone (the layer was removed by hand) is left alone."""
+    name = spec.name
+    plain = without_debug(spec)
+    script = debug_script(name)
+    lines = [
+        "#!/bin/sh",
+        "# Written by sipguard_firewall: closes the debug window of the firewall layer '{}'".format(name),
+        "# (due {}): loads its chains without the window's LOG rules.".format(ends),
+        "exec 9>{}".format(lock_path(name)),
+        "flock 9",
+        "[ -e {} ] || exit 0".format(script),
+        "failed=",
+    ]
+    entry = chain_names(name)[0]
+    for v in spec.ip_versions:
+        tool = bins["iptables" if v == 4 else "ip6tables"]
+        restore = bins["iptables-restore" if v == 4 else "ip6tables-restore"]
+        text = restore_text(render_rules(plain, v).splitlines())
+        lines += [
+            "if {} -w -S {} >/dev/null 2>&1; then".format(tool, entry),
+            "{} --noflush <<'SIPGUARD_EOF' || failed=\"$failed IPv{}\"".format(restore, v),
+            text.rstrip("\n"),
+            "SIPGUARD_EOF",
+            "fi",
+        ]
+    lines += [
+        'if [ -n "$failed" ]; then',
+        '    msg="sipguard firewall layer {}: the debug window LOG rules could not be removed for$failed;'
+        ' run {} again"'.format(name, script),
+        '    echo "$msg" >&2',
+        '    logger -t sipguard-firewall -p daemon.err -- "$msg" 2>/dev/null',
+        "    exit 1",
+        "fi",
+        "rm -f {} {}".format(script, debug_state_path(name)),
+    ]
+    if systemd:
+        # Run early by hand (the debug role's helper): the timer has nothing left to do.
+        lines.append("systemctl stop {}.timer >/dev/null 2>&1".format(debug_unit(name)))
+    else:
+        pid = debug_pid_path(name)
+        lines += [
+            "if [ -e {} ]; then".format(pid),
+            "    sleeper=$(cat {}); rm -f {}".format(pid, pid),
+            # When the sleeper itself runs this script (exec), it is $$: nothing to stop.
+            '    [ "$sleeper" = "$$" ] || kill -TERM -- "-$sleeper" 2>/dev/null',
+            "fi",
+        ]
+    lines.append("exit 0")
+    return "\n".join(lines) + "\n"
+
+
+def open_debug(spec, bins, seconds, run):
+    """Write the close script and the window's settings, and (re)start its timer. Returns the
+    window. Called before the apply, so a failure after it still ends in the plain layer."""
+    cancel_debug_timer(spec.name, run)
+    until = int(time.time()) + int(seconds)
+    ends = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+    systemd = systemd_usable()
+    window = {"prefix": spec.debug_log.prefix, "rate": spec.debug_log.rate, "until": until, "ends": ends}
+    write_atomic(debug_state_path(spec.name), json.dumps(window), 0o600)
+    script = debug_script(spec.name)
+    write_atomic(script, debug_close_script(spec, bins, ends, systemd), 0o700)
+    if systemd:
+        _must(run, ["systemd-run", "--unit", debug_unit(spec.name), "--on-active={}s".format(int(seconds)),
+                    "--timer-property=AccuracySec=1s", "/bin/sh", "-c",
+                    "[ ! -e {0} ] || exec /bin/sh {0}".format(script)])
+    else:
+        with open(os.devnull, "r+b") as devnull:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell input from the user
+                ["/bin/sh", "-c", "sleep {0}; [ ! -e {1} ] || exec /bin/sh {1}".format(int(seconds), script)],
+                stdin=devnull, stdout=devnull, stderr=devnull,
+                preexec_fn=os.setsid, close_fds=True,  # noqa: PLW1509 - no threads in a module
+            )
+        write_atomic(debug_pid_path(spec.name), str(proc.pid), 0o600)
+    return window
+
+
+def keep_debug(spec, bins, window):
+    """A re-apply during an open window: the close script loads the layer as applied now."""
+    write_atomic(debug_script(spec.name),
+                 debug_close_script(spec, bins, window.get("ends", ""), systemd_usable()), 0o700)
+
+
+def cancel_debug_timer(name, run):
+    pid_file = debug_pid_path(name)
+    if os.path.exists(pid_file):
+        with open(pid_file) as handle:
+            pid = int(handle.read().strip() or 0)
+        if pid and _is_our_sleeper(pid, debug_script(name)):
+            os.killpg(pid, signal.SIGTERM)
+        os.unlink(pid_file)
+    elif systemd_usable():
+        unit = debug_unit(name)
+        run(["systemctl", "stop", "{}.timer".format(unit)])
+        run(["systemctl", "reset-failed", "{}.timer".format(unit), "{}.service".format(unit)])
+
+
+def drop_debug(name, run):
+    """End the window's bookkeeping (timer, script, settings); the caller applies the rules.
+    Returns True when there was something."""
+    found = debug_files_exist(name)
+    if found:
+        cancel_debug_timer(name, run)
+    for path in (debug_script(name), debug_state_path(name)):
+        if os.path.exists(path):
+            os.unlink(path)
+    return bool(found)

@@ -49,7 +49,9 @@ STRING_MAX = 128  # longest pattern the string match accepts
 LOG_PREFIX_MAX = 29  # the LOG target's limit
 IPSET_TIMEOUT_MAX = 2147483  # ipset's largest timeout in seconds
 RATE_MAX = 10000  # new SIP requests per second per source; more is not a limit
-LOG_TAGS = ("ua ", "block ", "deny ")
+LOG_TAGS = ("ua ", "block ", "deny ", "sip ")
+DEBUG_LOG_PREFIX = "sipguard-debug: "
+DEBUG_LOG_RATE = "1/second"
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,11}\Z")  # \Z: no trailing newline (re.match anchors the start)
 SAFE_TEXT_RE = re.compile(r"[\x20-\x7e]+\Z")
 IPV6_PREFIX_MIN = 32  # a coarser limit would lump whole providers together
@@ -92,7 +94,12 @@ _SPEC_FIELDS = (
     "final_action",
     "management_ports",  # tuple
     "block_addresses",  # dict: version -> tuple of addresses
+    "debug_log",  # None, or DebugLog(prefix, rate) while a debug window is open
 )
+
+# The LOG rules of a debug window: every SIP packet reaching the layer, and each drop, tagged
+# with their own prefix and limited to their own rate.
+DebugLog = namedtuple("DebugLog", ("prefix", "rate"))
 
 
 class FirewallSpec(namedtuple("FirewallSpec", _SPEC_FIELDS)):
@@ -293,7 +300,27 @@ def build_spec(options):
         management_ports=_ports(options.get("management_ports", [22]), "management_ports",
                                 allow_empty=True),
         block_addresses=block,
+        debug_log=_debug_log(options),
     )
+
+
+def _debug_log(options):
+    """The debug window's LOG settings when ``debug_log`` is ``open``, else None."""
+    if options.get("debug_log") != "open":
+        return None
+    prefix = _safe_text(options.get("debug_log_prefix", DEBUG_LOG_PREFIX), "debug_log_prefix",
+                        LOG_PREFIX_MAX - max(len(t) for t in LOG_TAGS))
+    try:
+        rate = canonical_log_rate(options.get("debug_log_rate", DEBUG_LOG_RATE))
+    except FirewallConfigError:
+        raise FirewallConfigError("debug_log_rate: '{}' is not a rate like 5/minute or 1/second".format(
+            options.get("debug_log_rate")))
+    return DebugLog(prefix, rate)
+
+
+def without_debug(spec):
+    """The layer as it is outside a debug window (what the boot files and the close script load)."""
+    return spec._replace(debug_log=None)
 
 
 def _final_action(value):
@@ -312,11 +339,22 @@ def _chunks(ports):
 
 
 def _log_rule(spec, chain, match, tag):
-    """A rate-limited LOG rule placed just before the drop it announces."""
-    if not spec.log:
+    """A rate-limited LOG rule placed just before the drop it announces. During a debug
+    window its prefix and rate replace those of ``log`` (one LOG rule per drop, not two)."""
+    if spec.debug_log:
+        prefix, rate = spec.debug_log.prefix, spec.debug_log.rate
+    elif spec.log:
+        prefix, rate = spec.log_prefix, spec.log_rate
+    else:
         return []
-    limit = "-m limit --limit {}".format(spec.log_rate)
-    return ['-A {} {}{} -j LOG --log-prefix "{}{}"'.format(chain, match, limit, spec.log_prefix, tag)]
+    limit = "-m limit --limit {}".format(rate)
+    return ['-A {} {}{} -j LOG --log-prefix "{}{}"'.format(chain, match, limit, prefix, tag)]
+
+
+def _debug_sip_rule(spec, chain):
+    """A debug window logs every SIP packet that reaches the layer, the LAN's and trunks' too
+    ("why does this phone not register?"), before any decision."""
+    return _log_rule(spec, chain, "", "sip ") if spec.debug_log else []
 
 
 def allow_members(spec, version):
@@ -352,6 +390,7 @@ def render_rules(spec, version):
         lines.append("-A {} {} -j {}".format(entry, match, sip))
 
     allowed = "-m set --match-set {} src".format(allow_set(spec.name, version))
+    lines += _debug_sip_rule(spec, sip)
     # Trusted sources first: nothing below (a User-Agent, a rate, a ban) can drop a trunk or the LAN.
     lines.append("-A {} {} -j RETURN".format(sip, allowed))
 

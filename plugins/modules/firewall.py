@@ -34,6 +34,11 @@ description:
   - With O(persist=true) the layer is written to C(/etc/sipguard/firewall/) and loaded at boot by
     C(sipguard-firewall.service). When systemd is not running, or is not the init of the network
     namespace the module runs in, persistence is skipped with a warning.
+  - With O(debug_log=open) the layer gets extra rate-limited LOG rules in its own chains for
+    O(debug_log_ttl) seconds, then the target removes them by itself (a timer runs a script the
+    module wrote, which loads the layer's chains as rendered without them, under the module's
+    lock). Only the layer's own chains change, at the start and at the end of the window. The
+    window's rules are never persisted, so a reboot ends it too.
   - With O(rollback_timeout) the previous state is restored by the target itself after that many
     seconds unless a later task runs the module with O(state=confirmed). While such a guard is
     pending, an unguarded apply is refused; a confirm after the rollback ran fails.
@@ -144,6 +149,30 @@ options:
     description: Rate of the LOG rules, for example V(5/minute) or V(1/second).
     type: str
     default: 5/minute
+  debug_log:
+    description:
+      - V(open) opens (or renews) a debug window - every SIP packet reaching the layer and each
+        drop is logged, tagged with O(debug_log_prefix) (V(sip), V(ua), V(block), V(deny)),
+        limited to O(debug_log_rate) per rule - that the target closes by itself after
+        O(debug_log_ttl) seconds. While it is open these LOG rules replace those of O(log).
+      - V(keep) leaves an open window as it is (its LOG rules and its end stay, with a warning),
+        and opens none. The boot files never hold the window's rules.
+      - V(close) ends an open window now.
+    type: str
+    choices: [keep, open, close]
+    default: keep
+  debug_log_ttl:
+    description: Seconds the window opened by O(debug_log=open) lasts (30 to 86400).
+    type: int
+    default: 900
+  debug_log_prefix:
+    description: Prefix of the debug window's LOG lines (a tag such as V(sip) follows).
+    type: str
+    default: "sipguard-debug: "
+  debug_log_rate:
+    description: Rate of each of the debug window's LOG rules, for example V(1/second).
+    type: str
+    default: 1/second
   final_action:
     description: What happens to SIP packets from elsewhere when O(restrict_to_allowed) is on.
     type: str
@@ -205,6 +234,13 @@ EXAMPLES = r"""
   sipguard.hardening.firewall:
     state: confirmed
 
+- name: Log what reaches the layer for ten minutes (the target ends the window by itself)
+  sipguard.hardening.firewall:
+    allowed_networks: [192.0.2.0/24]
+    restrict_to_allowed: false
+    debug_log: open
+    debug_log_ttl: 600
+
 - name: Remove the layer, leaving the host as it was
   sipguard.hardening.firewall:
     state: absent
@@ -235,6 +271,13 @@ blocked:
   returned: state is present
   type: list
   elements: str
+debug_window:
+  description:
+    - The open debug window, C(ends) (UTC) and C(until) (seconds since the epoch); empty when
+      none is open after this run.
+  returned: state is present
+  type: dict
+  sample: {"ends": "2025-01-01 12:15:00 UTC", "until": 1735733700}
 differences:
   description: Short list of what differed between the kernel and the desired layer.
   returned: always
@@ -248,6 +291,7 @@ diff:
 
 # Ansible modules keep their imports below the documentation strings.
 import json
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_apply import (
@@ -270,6 +314,9 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewa
     boot_files,
     boot_files_exist,
     confirm_guard,
+    debug_files_exist,
+    debug_window,
+    drop_debug,
     drop_guard,
     files_differ,
     forget_rollback,
@@ -277,6 +324,8 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewa
     guard_lock,
     guard_pending,
     install_boot_files,
+    keep_debug,
+    open_debug,
     remove_boot_files,
     rolled_back,
     systemd_usable,
@@ -287,6 +336,9 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewa
     ipset_names,
     render_rules,
 )
+
+DEBUG_TTL_MIN = 30
+DEBUG_TTL_MAX = 86400
 
 TOOLS = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",
          "ip6tables-restore", "ipset", "conntrack")
@@ -310,6 +362,10 @@ ARGUMENT_SPEC = dict(
     log=dict(type="bool", default=False),
     log_prefix=dict(type="str", default="sipguard: "),
     log_rate=dict(type="str", default="5/minute"),
+    debug_log=dict(type="str", choices=["keep", "open", "close"], default="keep"),
+    debug_log_ttl=dict(type="int", default=900),
+    debug_log_prefix=dict(type="str", default="sipguard-debug: "),
+    debug_log_rate=dict(type="str", default="1/second"),
     final_action=dict(type="str", choices=["DROP", "REJECT"], default="DROP"),
     management_ports=dict(type="list", elements="int", default=[22]),
     persist=dict(type="bool", default=True),
@@ -391,7 +447,7 @@ def run_present(module, nf, bins, run, result):
     params = module.params
     if params["rollback_timeout"] < 0:
         raise FirewallConfigError("rollback_timeout must be 0 (no guard) or a number of seconds")
-    spec = build_spec(params)
+    window, spec = plan_debug(module, params)
     check_neighbours(module, run)
     result["rules"] = {"ipv{}".format(v): render_rules(spec, v) for v in spec.ip_versions}
     result["ipsets"] = ipset_names(spec.name, spec.ip_versions)
@@ -400,8 +456,10 @@ def run_present(module, nf, bins, run, result):
     rules_differ = bool(diffs)  # before the boot-file and block-address notes join the list
     boot = plan_persistence(module, spec, bins, diffs)
     plan_blocking(nf, spec, bins, diffs)
+    debug_diffs(params, spec, window, diffs)
 
     result["differences"] = diffs
+    result["debug_window"] = _window_result(window) if spec.debug_log else {}
     result["changed"] = bool(diffs)
     result["rollback_pending"] = guard_pending(spec.name)
     if module._diff:
@@ -423,19 +481,71 @@ def run_present(module, nf, bins, run, result):
         # Armed before the change, so even a crash right after the apply rolls back.
         arm_guard(spec.name, current, spec, bins=bins, seconds=params["rollback_timeout"],
                   pending_boot=boot or None, run=run)
-    try:
-        if rules_differ:
-            apply(nf, spec, current)
-    except FirewallError:
-        if guarded:
-            drop_guard(spec.name, run)
-        raise
+    _apply_and_time_the_window(module, nf, spec, bins, run, window, (current, rules_differ, guarded), result)
     if boot is None:
         remove_boot_files(spec.name, run)
     elif boot and not guarded:
         install_boot_files(boot, run, spec.name)
     result["blocked"], result["conntrack_deleted"] = block_addresses(nf, spec, block_members(nf, spec))
     result["rollback_pending"] = guard_pending(spec.name)
+
+
+def _apply_and_time_the_window(module, nf, spec, bins, run, window, plan, result):
+    """Apply the rules; a debug window is armed before (its timer also ends it when this run
+    dies after the apply) and its close script follows every later apply while it is open."""
+    params = module.params
+    current, rules_differ, guarded = plan
+    opened = params["debug_log"] == "open"
+    earlier_window = debug_window(spec.name)
+    if opened:
+        # Also armed before the change: the window ends even if this run dies after the apply.
+        window = open_debug(spec, bins, params["debug_log_ttl"], run)
+        result["debug_window"] = _window_result(window)
+    try:
+        if rules_differ:
+            apply(nf, spec, current)
+    except FirewallError:
+        if guarded:
+            drop_guard(spec.name, run)
+        if opened and not earlier_window:
+            # Nothing of a window is loaded: no timer needed. (An earlier window's LOG rules are
+            # still loaded: its renewed timer stays and removes them.)
+            drop_debug(spec.name, run)
+        raise
+    if spec.debug_log and not opened:
+        keep_debug(spec, bins, window)  # the window's end loads the layer as applied now
+    elif not spec.debug_log:
+        drop_debug(spec.name, run)
+
+
+def plan_debug(module, params):
+    """The debug window this run leaves open (None for none) and the spec to render."""
+    mode = params["debug_log"]
+    window = debug_window(params["name"]) if mode == "keep" else None
+    if mode == "open":
+        if not DEBUG_TTL_MIN <= params["debug_log_ttl"] <= DEBUG_TTL_MAX:
+            raise FirewallConfigError("debug_log_ttl: {} is outside {}-{} seconds".format(
+                params["debug_log_ttl"], DEBUG_TTL_MIN, DEBUG_TTL_MAX))
+        return None, build_spec(params)
+    if window and window["until"] > time.time():
+        module.warn("a debug window of firewall layer {} is open until {}: its LOG rules stay until "
+                    "then (debug_log: close ends it now)".format(params["name"], window.get("ends")))
+        return window, build_spec(dict(params, debug_log="open", debug_log_prefix=window.get("prefix"),
+                                       debug_log_rate=window.get("rate")))
+    return None, build_spec(params)
+
+
+def debug_diffs(params, spec, window, diffs):
+    """Opening a window is always a change (its timer starts again); ending one is a change even
+    when its rules are already gone (the timer and script go)."""
+    if params["debug_log"] == "open":
+        diffs.append("debug window opens for {} seconds".format(params["debug_log_ttl"]))
+    elif not spec.debug_log and debug_files_exist(spec.name):
+        diffs.append("debug window closes")
+
+
+def _window_result(window):
+    return {"ends": window.get("ends"), "until": window.get("until")} if window else {}
 
 
 def _pending_has(name, boot):
@@ -452,7 +562,7 @@ def run_absent(module, nf, run, result):
     name = build_spec({"name": module.params["name"]}).name
     current = nf.read_state(name, required=())
     boot = boot_files_exist(name) if systemd_usable() else []
-    pending = guard_pending(name)
+    pending = guard_pending(name) or bool(debug_files_exist(name))
     result["changed"] = current.exists() or bool(boot) or pending
     result["differences"] = ["layer objects exist"] if current.exists() else []
     if module._diff:
@@ -461,6 +571,7 @@ def run_absent(module, nf, run, result):
         return
     forget_rollback(name)
     drop_guard(name, run)
+    drop_debug(name, run)
     remove_all(nf, name, current)
     if boot:
         remove_boot_files(name, run)

@@ -21,6 +21,7 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewa
 )
 from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_persist import (
     boot_files,
+    debug_close_script,
     rollback_script,
 )
 from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewall_rules import (
@@ -37,6 +38,7 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewa
     removal_text,
     render_rules,
     ua_hex,
+    without_debug,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -298,6 +300,66 @@ def test_own_lines_picks_our_chains_and_jump_positions_from_iptables_save():
     assert InputView(heads=(2,), first_accept=3).head_in_place()
 
 
+DEBUG = {"debug_log": "open", "debug_log_prefix": "dbg: ", "debug_log_rate": "3/second"}
+
+
+def test_a_debug_window_logs_every_sip_packet_and_each_drop_inside_the_layers_chains():
+    options = {"scanner_user_agents": ["sipvicious"], "allowed_networks": ["198.18.0.0/24"]}
+    lines = sip_rules(**options, **DEBUG)
+    assert lines[0] == '-m limit --limit 3/sec -j LOG --log-prefix "dbg: sip "'  # before any decision
+    assert lines[1] == "-m set --match-set sipguard-allow4 src -j RETURN"
+    assert lines[2] == ("-m set --match-set sipguard-block4 src "
+                        '-m limit --limit 3/sec -j LOG --log-prefix "dbg: block "')
+    assert '-m limit --limit 3/sec -j LOG --log-prefix "dbg: ua "' in lines[5]
+    assert lines[-2] == '-m limit --limit 3/sec -j LOG --log-prefix "dbg: deny "'
+    everything = rules(**options, **DEBUG)
+    log_rules = [line for line in everything if "-j LOG" in line]
+    assert len(log_rules) == 5  # sip, block, ua with and without the space, deny
+    assert all(line.startswith("-A sipguard-SIP ") for line in log_rules), "only inside the layer's chains"
+    assert not [line for line in everything if "INPUT" in line and line.startswith("-A INPUT")]
+    # Without the window (keep and close render none, whatever prefix or rate is given) no LOG rule:
+    # the rest of the layer is exactly the same rules in the same order.
+    for mode in ("keep", "close"):
+        plain = rules(**options, **dict(DEBUG, debug_log=mode))
+        assert plain == [line for line in everything if "-j LOG" not in line]
+    assert render_rules(without_debug(build_spec(dict(options, **DEBUG))), 4) == render_rules(
+        build_spec(options), 4)
+
+
+def test_a_debug_window_replaces_the_profiles_log_rules_and_its_end_brings_them_back():
+    options = {"log": True, "log_prefix": "sg: ", "allowed_networks": ["198.18.0.0/24"]}
+    during = [line for line in sip_rules(**options, **DEBUG) if "-j LOG" in line]
+    assert during == [
+        '-m limit --limit 3/sec -j LOG --log-prefix "dbg: sip "',
+        '-m set --match-set sipguard-block4 src -m limit --limit 3/sec -j LOG --log-prefix "dbg: block "',
+        '-m limit --limit 3/sec -j LOG --log-prefix "dbg: deny "',
+    ], "one LOG rule per drop, not two"
+    after = [line for line in sip_rules(**options) if "-j LOG" in line]
+    assert [line.split("--log-prefix ")[1] for line in after] == ['"sg: block "', '"sg: deny "']
+
+
+def test_a_debug_window_is_never_persisted_and_its_close_script_loads_the_plain_layer():
+    spec = build_spec({"ip_versions": [4, 6], "scanner_user_agents": ["sipcli"], **DEBUG})
+    boot = boot_files(spec, BINS)
+    assert boot == boot_files(without_debug(spec), BINS)
+    assert not [path for path, text in boot.items() if "LOG" in text]
+    script = debug_close_script(spec, BINS, "2030-01-01 00:00:00 UTC", systemd=False)
+    lines = script.splitlines()
+    assert lines[3:6] == ["exec 9>/run/sipguard-firewall-sipguard.lock", "flock 9",
+                          "[ -e /run/sipguard-firewall-sipguard.debug ] || exit 0"]
+    for v, tool in ((4, "iptables"), (6, "ip6tables")):
+        start = f"/usr/sbin/{tool}-restore --noflush <<'SIPGUARD_EOF' || failed=\"$failed IPv{v}\"\n"
+        body = script.split(start)[1].split("SIPGUARD_EOF")[0]
+        plain = render_rules(without_debug(spec), v).splitlines()
+        assert body.strip().splitlines() == ["*filter", *plain, "COMMIT"]
+        assert f"/usr/sbin/{tool} -w -S sipguard-INPUT" in script  # a removed layer is left alone
+    assert "-j LOG" not in script and "INPUT -j" not in script and "-D " not in script, "only our chains"
+    assert 'kill -TERM -- "-$sleeper"' in script
+    with_systemd = debug_close_script(spec, BINS, "2030-01-01 00:00:00 UTC", systemd=True)
+    assert "systemctl stop sipguard-firewall-debug-sipguard.timer" in with_systemd
+    assert "sleeper" not in with_systemd
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -328,6 +390,9 @@ def test_own_lines_picks_our_chains_and_jump_positions_from_iptables_save():
         ({"log_rate": "fast"}, "log_rate"),
         ({"log_rate": "0/second"}, "log_rate"),
         ({"final_action": "ACCEPT"}, "final_action"),
+        ({"debug_log": "open", "debug_log_prefix": "x" * 24}, "debug_log_prefix"),
+        ({"debug_log": "open", "debug_log_prefix": 'a"b'}, "debug_log_prefix"),
+        ({"debug_log": "open", "debug_log_rate": "lots"}, "debug_log_rate"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(options, message):
