@@ -162,7 +162,7 @@ options:
     choices: [keep, open, close]
     default: keep
   debug_log_ttl:
-    description: Seconds the window opened by O(debug_log=open) lasts (30 to 86400).
+    description: Seconds the window opened by O(debug_log=open) lasts (5 to 86400).
     type: int
     default: 900
   debug_log_prefix:
@@ -337,7 +337,7 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_firewa
     render_rules,
 )
 
-DEBUG_TTL_MIN = 30
+DEBUG_TTL_MIN = 5
 DEBUG_TTL_MAX = 86400
 
 TOOLS = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",

@@ -723,6 +723,80 @@ def test_a_chain_left_by_an_earlier_sipguard_is_removed(lab):
     assert not lab.module({})["changed"]
 
 
+def log_rules(lab, tool="iptables-save"):
+    return [line for line in lab.srv(tool, "-t", "filter").splitlines() if "-j LOG" in line]
+
+
+def own_rules(lab, tool="iptables-save"):
+    """The layer's chains, their rules and the jumps to them, without counters."""
+    return [line.split(" [")[0] for line in lab.srv(tool, "-t", "filter").splitlines()
+            if f"{lab.name}-" in line]
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return predicate()
+
+
+def test_a_debug_window_logs_in_the_layers_chain_and_ends_by_itself(lab):
+    lab.module({"scanner_user_agents": ["sipcli"]})
+    opened = lab.module({"scanner_user_agents": ["sipcli"], "debug_log": "open", "debug_log_ttl": 8})
+    assert opened["changed"] and opened["debug_window"]["ends"].endswith(" UTC")
+    for tool in ("iptables-save", "ip6tables-save"):
+        logs = log_rules(lab, tool)
+        assert len(logs) == 4, logs  # every SIP packet, the block set, the User-Agent with and without space
+        assert all(line.startswith(f"-A {lab.name}-SIP ") and "--limit 1/sec" in line for line in logs), logs
+    # A re-run without debug_log during the window (site.yml) keeps its LOG rules and its end, and
+    # the window's end loads the layer as that run applied it.
+    kept = lab.module({"scanner_user_agents": ["sipvicious"]})
+    assert kept["changed"] and kept["debug_window"]["until"] == opened["debug_window"]["until"]
+    assert any("debug window" in warning for warning in kept.get("warnings", []))
+    assert len(log_rules(lab)) == 4 and user_agents(lab.srv("iptables-save")) == {"sipvicious"}
+    # The host's own rules and another tool's chain, added while the window is open.
+    for tool in ("iptables", "ip6tables"):
+        lab.srv(tool, "-N", "f2b-test")
+        lab.srv(tool, "-A", "f2b-test", "-j", "RETURN")
+        lab.srv(tool, "-I", "INPUT", "1", "-p", "udp", "--dport", "5061", "-j", "f2b-test")
+    lab.srv("iptables", "-A", "INPUT", "-s", OTHER4, "-j", "DROP")
+    outside = [line for line in lab.srv("iptables-save", "-t", "filter").splitlines()
+               if f"{lab.name}-" not in line and not line.startswith("#")]
+    assert wait_until(lambda: not log_rules(lab) and not log_rules(lab, "ip6tables-save"), 30), log_rules(lab)
+    assert not os.path.exists(f"/run/sipguard-firewall-{lab.name}.debug"), "the window's script stays"
+    after = [line for line in lab.srv("iptables-save", "-t", "filter").splitlines()
+             if f"{lab.name}-" not in line and not line.startswith("#")]
+    assert after == outside, "the window's end touched rules that are not the layer's"
+    assert "-A INPUT -s 198.18.99.3/32 -j DROP" in after
+    assert "-A f2b-test -j RETURN" in lab.srv("ip6tables-save", "-t", "filter")
+    assert user_agents(lab.srv("iptables-save")) == {"sipvicious"}
+    again = lab.module({"scanner_user_agents": ["sipvicious"]})
+    assert not again["changed"], again["differences"]
+    assert not again["debug_window"] and not again.get("warnings")
+
+
+def test_a_debug_window_shows_in_check_and_diff_mode_and_closes_on_request(lab):
+    lab.module({})
+    before = lab.snapshot()
+    checked = lab.module({"debug_log": "open", "debug_log_ttl": 600}, check=True, diff=True)
+    assert checked["changed"] and "--log-prefix" in checked["diff"]["after"]
+    assert "--log-prefix" not in checked["diff"]["before"]
+    assert lab.snapshot() == before, "check mode changed the kernel"
+    assert not os.path.exists(f"/run/sipguard-firewall-{lab.name}.debug")
+    lab.module({"debug_log": "open", "debug_log_ttl": 600})
+    script = f"/run/sipguard-firewall-{lab.name}.debug"
+    assert log_rules(lab) and sleepers(script), "no timer for the window"
+    renewed = lab.module({"debug_log": "open", "debug_log_ttl": 900})
+    assert renewed["changed"] and len(sleepers(script)) == 1, "renewing must replace the timer"
+    closing = lab.module({"debug_log": "close"}, check=True, diff=True)
+    assert closing["changed"] and log_rules(lab)
+    closed = lab.module({"debug_log": "close"})
+    assert closed["changed"] and not log_rules(lab) and not os.path.exists(script)
+    assert wait_until(lambda: not sleepers(script), 5), "closing must end the timer process"
+    assert lab.snapshot() == before
+    assert not lab.module({"debug_log": "close"})["changed"]
+
+
 @pytest.mark.slow
 def test_rollback_guard_restores_the_previous_state_unless_confirmed(lab):
     before = lab.snapshot()
