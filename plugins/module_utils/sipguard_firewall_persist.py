@@ -495,7 +495,7 @@ def debug_close_script(spec, bins, ends, systemd):
         pid = debug_pid_path(name)
         lines += [
             "if [ -e {} ]; then".format(pid),
-            "    sleeper=$(cat {}); rm -f {}".format(pid, pid),
+            "    sleeper=$(cat {0}); rm -f {0}".format(pid),
             # When the sleeper itself runs this script (exec), it is $$: nothing to stop.
             '    [ "$sleeper" = "$$" ] || kill -TERM -- "-$sleeper" 2>/dev/null',
             "fi",
