@@ -29,7 +29,6 @@ class ControlHost(Protocol):
 
     def trace_status(self) -> tuple[bool, str]:
         """(whether the trace is on, why the last switch failed)."""
-        ...
 
     def reload(self) -> bool: ...
 

@@ -255,7 +255,7 @@ class Core:
         out = [self._reply(request, error.status, address, port, error.extra, error.reason)]
         if self.trace_on:
             out.append(("trace", self.event(now, address, port, transport, request.method,
-                                             request.user_agent, "reject", error.reason, str(error.status))))
+                                            request.user_agent, "reject", error.reason, str(error.status))))
         return out
 
     # ------------------------------------------------------------------ recognised sources

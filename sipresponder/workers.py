@@ -176,7 +176,6 @@ class PoolHost(Protocol):
 
     def udp_sockets(self) -> list[socket.socket]:
         """The UDP listeners, in a fixed order (a forward names its socket by index)."""
-        ...
 
     def watch(self, sock: socket.socket, callback: Callable[[socket.socket], object]) -> None: ...
 

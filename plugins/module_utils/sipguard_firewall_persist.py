@@ -495,7 +495,7 @@ def debug_close_script(spec, bins, ends, systemd):
         pid = debug_pid_path(name)
         lines += [
             "if [ -e {} ]; then".format(pid),
-            "    sleeper=$(cat {0}); rm -f {0}".format(pid),
+            "    sleeper=$(cat {pid}); rm -f {pid}".format(pid=pid),
             # When the sleeper itself runs this script (exec), it is $$: nothing to stop.
             '    [ "$sleeper" = "$$" ] || kill -TERM -- "-$sleeper" 2>/dev/null',
             "fi",
