@@ -151,85 +151,16 @@ import sys
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_softswitch_params import (
+    PARAMS,
+    BadValue,
+    canonical_value,
+)
 
-ON_OFF_WORDS = {
-    "on": "On", "true": "On", "yes": "On", "1": "On",
-    "off": "Off", "false": "Off", "no": "Off", "0": "Off",
-}  # fmt: skip
+# The parameters this module knows: one table with the bundled responder, which reads what this module
+# writes (module_utils/sipguard_softswitch_params.py; ranges from the VOS3000 manual, 2.1.9.07, 4.3.5.2).
+KNOWN_PARAMS = PARAMS
 
-
-class BadValue(ValueError):
-    """A parameter value the softswitch would not accept."""
-
-
-def _on_off(value):
-    if isinstance(value, bool):
-        return "On" if value else "Off"
-    word = str(value).strip().lower()
-    if word not in ON_OFF_WORDS:
-        raise BadValue("expected On or Off (on/off, true/false, yes/no, 1/0)")
-    return ON_OFF_WORDS[word]
-
-
-def _integer(value):
-    # bool is an int in Python; "True" seconds is a typo, not a number.
-    if isinstance(value, bool):
-        raise BadValue("expected a whole number")
-    text = str(value).strip()
-    if not re.match(r"[0-9]+\Z", text):
-        raise BadValue("expected a whole number")
-    return int(text)
-
-
-def _in_range(low, high):
-    def check(value):
-        number = _integer(value)
-        if not low <= number <= high:
-            raise BadValue("expected a number from {} to {}".format(low, high))
-        return str(number)
-
-    return check
-
-
-def _one_of(*allowed):
-    def check(value):
-        number = _integer(value)
-        if number not in allowed:
-            raise BadValue("expected one of " + ", ".join(str(a) for a in allowed))
-        return str(number)
-
-    return check
-
-
-def _ports(value):
-    items = value if isinstance(value, list) else str(value).split(",")
-    ports = []
-    for item in items:
-        try:
-            port = _integer(item)
-        except BadValue:
-            raise BadValue("expected ports 1-65535 separated by commas")
-        if not 1 <= port <= 65535:
-            raise BadValue("port {} is outside 1-65535".format(port))
-        if port in ports:
-            raise BadValue("port {} is listed twice".format(port))
-        ports.append(port)
-    if not ports:
-        raise BadValue("expected at least one port")
-    return ",".join(str(p) for p in ports)
-
-
-# The parameters this module knows, each with the function that validates a value and returns the text to
-# write. Ranges are those published in the VOS3000 manual (2.1.9.07, section 4.3.5.2).
-KNOWN_PARAMS = {
-    "SS_REPLY_UNAUTHORIZED": _on_off,
-    "SS_AUTHENTICATION_MAX_RETRY": _in_range(0, 999),
-    "SS_AUTHENTICATION_FAILED_SUSPEND": _in_range(60, 3600),
-    "SS_AUTHCHALLENGEMODE": _one_of(401, 407),
-    "SS_SIP_PORT": _ports,
-    "SS_ENDPOINT_EXPIRE": _in_range(60, 86400),
-    "SS_ENDPOINT_REGISTER_REPLACE": _on_off,
-}
 
 # KEY=VALUE with the pieces around the value kept apart, so a rewrite changes nothing but the value.
 LINE = re.compile(
@@ -253,7 +184,7 @@ def canonical_params(params):
             wanted[key] = None
             continue
         try:
-            wanted[key] = KNOWN_PARAMS[key](value)
+            wanted[key] = canonical_value(key, value)
         except BadValue as exc:
             raise BadValue("{}={!r}: {}".format(key, value, exc))
     return wanted
