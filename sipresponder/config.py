@@ -11,6 +11,7 @@ one clear line per problem. Passwords never appear in a message.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ try:
 except ImportError:  # Python < 3.11 (Debian 11 has 3.9): Debian's python3-toml parses these files too
     from toml import TomlDecodeError as TOMLDecodeError
     from toml import loads as toml_loads
+
+from sipresponder import softswitch_params
 
 DEFAULT_SOFTSWITCH = "/etc/sipresponder/softswitch.conf"
 DEFAULT_ENDPOINTS = "/etc/sipresponder/endpoints.toml"
@@ -42,49 +45,25 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------- softswitch.conf
 
 
+_SOFTSWITCH_DEFAULTS = softswitch_params.defaults()
+
+
 @dataclass(frozen=True)
 class Softswitch:
-    reply_unauthorized: bool = True
-    max_retry: int = 6
-    failed_suspend: int = 180
-    challenge_mode: int = 401
-    sip_ports: tuple[int, ...] = (5060,)
-    endpoint_expire: int = 3600
-    register_replace: bool = True
+    """softswitch.conf; keys, ranges and defaults are softswitch_params.PARAMS (shared with the module)."""
+
+    reply_unauthorized: bool = _SOFTSWITCH_DEFAULTS["reply_unauthorized"]
+    max_retry: int = _SOFTSWITCH_DEFAULTS["max_retry"]
+    failed_suspend: int = _SOFTSWITCH_DEFAULTS["failed_suspend"]
+    challenge_mode: int = _SOFTSWITCH_DEFAULTS["challenge_mode"]
+    sip_ports: tuple[int, ...] = _SOFTSWITCH_DEFAULTS["sip_ports"]
+    endpoint_expire: int = _SOFTSWITCH_DEFAULTS["endpoint_expire"]
+    register_replace: bool = _SOFTSWITCH_DEFAULTS["register_replace"]
 
 
-def _on_off(value: str) -> bool | None:
-    return {"on": True, "off": False}.get(value.strip().lower())
-
-
-def _int_in(value: str, low: int, high: int) -> int | None:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None
-    return number if low <= number <= high else None
-
-
-def _ports(value: str) -> tuple[int, ...] | None:
-    ports = []
-    for part in value.split(","):
-        port = _int_in(part, 1, 65535)
-        if port is None:
-            return None
-        ports.append(port)
-    return tuple(dict.fromkeys(ports)) or None
-
-
-# key -> (field name, parser, what a valid value looks like)
-_SOFTSWITCH_KEYS = {
-    "SS_REPLY_UNAUTHORIZED": ("reply_unauthorized", _on_off, "On or Off"),
-    "SS_AUTHENTICATION_MAX_RETRY": ("max_retry", lambda v: _int_in(v, 0, 999), "an integer 0-999"),
-    "SS_AUTHENTICATION_FAILED_SUSPEND": ("failed_suspend", lambda v: _int_in(v, 60, 3600), "seconds 60-3600"),
-    "SS_AUTHCHALLENGEMODE": ("challenge_mode", {"401": 401, "407": 407}.get, "401 or 407"),
-    "SS_SIP_PORT": ("sip_ports", _ports, 'a port or comma-separated ports, e.g. "5060,6060"'),
-    "SS_ENDPOINT_EXPIRE": ("endpoint_expire", lambda v: _int_in(v, 30, 86400), "seconds 30-86400"),
-    "SS_ENDPOINT_REGISTER_REPLACE": ("register_replace", _on_off, "On or Off"),
-}
+# The parameters softswitch.conf may set: one table with the softswitch module (softswitch_params.py is
+# plugins/module_utils/sipguard_softswitch_params.py, shipped inside this package).
+_SOFTSWITCH_KEYS = softswitch_params.PARAMS
 
 
 def _near_miss(key: str) -> str | None:
@@ -150,7 +129,7 @@ def parse_softswitch(
     text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors save
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(softswitch_params.COMMENT):
             continue
         key, sep, value = line.partition("=")
         key = key.strip()
@@ -173,15 +152,15 @@ def parse_softswitch(
             problems.append(f"{origin}:{number}: {key} is set again (first on line {seen[key]}); set it once")
             continue
         seen[key] = number
-        name, parser, valid = _SOFTSWITCH_KEYS[key]
         if unquoted is None:
             problems.append(f"{origin}:{number}: {key}: unbalanced quote in {value.strip()!r}")
             continue
-        parsed = parser(unquoted)
+        parsed = softswitch_params.file_value(key, unquoted)
         if parsed is None:
-            problems.append(f"{origin}:{number}: {key}={unquoted!r} is invalid, expected {valid}")
+            problems.append(f"{origin}:{number}: {key}={unquoted!r} is invalid, "
+                            f"expected {softswitch_params.expected(key)}")
             continue
-        values[name] = parsed
+        values[_SOFTSWITCH_KEYS[key]["name"]] = parsed
     if problems:
         raise ConfigError(problems)
     return Softswitch(**values), warnings
@@ -202,7 +181,7 @@ def decode_softswitch(data: bytes, origin: str) -> str:
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            if raw.strip().startswith(b"#"):
+            if raw.strip().startswith(softswitch_params.COMMENT.encode()):
                 lines.append("")
             else:
                 problems.append(f"{origin}:{number}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
@@ -359,10 +338,10 @@ def _list_of_tables(data: dict, key: str, origin: str, problems: list[str]) -> l
 
 # --------------------------------------------------------------------------- responder.toml
 
-DEFAULT_SCANNERS = (
-    "friendly-scanner", "sipvicious", "sipcli", "sip-scan", "iWar", "SIPBomber", "sundayddr",
-    "VaxSIPUserAgent", "VaxIPUserAgent", "pplsip", "siparmyknife", "smap",
-)  # fmt: skip
+# The scanner User-Agent substrings used when responder.toml names none: one data file in this package,
+# which the roles read too (sipguard_scanner_user_agents in roles/sipguard_profile/defaults/main.yml).
+SCANNER_USER_AGENTS_FILE = Path(__file__).with_name("scanner_user_agents.json")
+DEFAULT_SCANNERS: tuple[str, ...] = tuple(json.loads(SCANNER_USER_AGENTS_FILE.read_text(encoding="utf-8")))
 
 # section -> key -> (default, checker returning an error text or None)
 _str = (str, "a string")

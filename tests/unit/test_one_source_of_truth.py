@@ -1,0 +1,125 @@
+"""Data written once: the SS_* parameter table and the scanner User-Agent list.
+
+- The softswitch module and the responder use one SS_* table: the module's module_utils file and the
+  responder's ``softswitch_params.py`` are the same file, the responder's parser and the module's checks
+  are built from it, and whatever the module writes, the responder reads back as the same value.
+- The scanner list the roles use by default is the responder's default, read from one data file.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.sipguard.hardening.plugins.module_utils import sipguard_softswitch_params as shared
+from ansible_collections.sipguard.hardening.plugins.modules import softswitch
+
+from sipresponder import config, softswitch_params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- the SS_* table
+
+
+def test_the_responder_ships_the_modules_file():
+    link = ROOT / "sipresponder/softswitch_params.py"
+    # A relative link, so clones and the collection build keep it.
+    assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+    assert link.samefile(ROOT / "plugins/module_utils/sipguard_softswitch_params.py")
+    assert Path(softswitch_params.__file__).resolve() == Path(shared.__file__).resolve()
+
+
+def test_module_and_responder_use_the_same_table():
+    assert softswitch.KNOWN_PARAMS is shared.PARAMS
+    assert config._SOFTSWITCH_KEYS is softswitch_params.PARAMS
+    assert softswitch_params.PARAMS == shared.PARAMS
+
+
+def test_the_responders_defaults_are_the_tables():
+    assert config.Softswitch() == config.Softswitch(**shared.defaults())
+    assert config.parse_softswitch("")[0] == config.Softswitch()
+
+
+def test_the_tar_step_packs_the_linked_file():
+    install = yaml.safe_load((ROOT / "roles/sipguard_responder/tasks/install.yml").read_text())
+    argv = next(task["ansible.builtin.command"]["argv"] for block in install if "block" in block
+                for task in block["block"] if "ansible.builtin.command" in task)
+    assert argv[0] == "tar" and "--dereference" in argv
+
+
+def _boundaries(param):
+    kind, allowed = param["kind"], param["allowed"]
+    if kind == shared.ON_OFF:
+        return ["On", "Off", "on", "maybe", "1"]
+    if kind == shared.CHOICE:
+        return [*allowed, min(allowed) - 1, max(allowed) + 1, 403]
+    low, high = allowed
+    return [low - 1, low, low + 1, high - 1, high, high + 1]
+
+
+@pytest.mark.parametrize("key", sorted(shared.PARAMS))
+def test_what_the_module_writes_the_responder_reads_and_the_ranges_agree(key):
+    for value in _boundaries(shared.PARAMS[key]):
+        try:
+            written = softswitch.canonical_params({key: value})[key]
+        except softswitch.BadValue:
+            continue  # refused by the module (the responder refuses it too: the next test)
+        soft, _ = config.parse_softswitch(f"{key}={written}\n")
+        assert getattr(soft, shared.PARAMS[key]["name"]) == shared.file_value(key, written) is not None
+
+
+@pytest.mark.parametrize("key", [k for k, p in shared.PARAMS.items() if p["kind"] == shared.NUMBER])
+def test_a_number_out_of_the_tables_range_is_refused_by_both(key):
+    low, high = shared.PARAMS[key]["allowed"]
+    for value in (low - 1, high + 1):
+        with pytest.raises(softswitch.BadValue):
+            softswitch.canonical_params({key: value})
+        with pytest.raises(config.ConfigError):
+            config.parse_softswitch(f"{key}={value}\n")
+    for value in (low, high):
+        assert softswitch.canonical_params({key: value})[key] == str(value)
+        assert getattr(config.parse_softswitch(f"{key}={value}\n")[0], shared.PARAMS[key]["name"]) == value
+
+
+def test_ss_endpoint_expire_is_the_vos3000_range():
+    assert shared.PARAMS["SS_ENDPOINT_EXPIRE"]["allowed"] == (60, 86400)
+    with pytest.raises(config.ConfigError):
+        config.parse_softswitch("SS_ENDPOINT_EXPIRE=30\n")
+
+
+def test_the_docs_tables_show_the_tables_ranges():
+    formats = (ROOT / "docs/config-formats.md").read_text()
+    for key, param in shared.PARAMS.items():
+        if param["kind"] == shared.NUMBER:
+            low, high = param["allowed"]
+            assert f"| `{key}` | {low}\N{EN DASH}{high}" in formats, key
+
+
+# --------------------------------------------------------------------------- the scanner list
+
+
+def test_the_responders_default_scanners_are_the_data_file():
+    data = json.loads((ROOT / "sipresponder/scanner_user_agents.json").read_text(encoding="utf-8"))
+    assert isinstance(data, list) and data and all(isinstance(ua, str) and ua for ua in data)
+    assert tuple(data) == config.DEFAULT_SCANNERS
+    assert config.parse_settings("").scanner_user_agents == tuple(data)
+
+
+def test_the_roles_default_scanner_list_is_the_responders():
+    defaults = yaml.safe_load((ROOT / "roles/sipguard_profile/defaults/main.yml").read_text())
+    specs = yaml.safe_load((ROOT / "roles/sipguard_profile/meta/argument_specs.yml").read_text())
+    documented = specs["argument_specs"]["main"]["options"]["sipguard_scanner_user_agents"]["default"]
+    assert tuple(defaults["sipguard_scanner_user_agents"]) == config.DEFAULT_SCANNERS
+    assert tuple(documented) == config.DEFAULT_SCANNERS
+
+
+def test_the_responder_role_renders_the_profiles_list():
+    # The responder role and the firewall role take sipguard_scanner_user_agents (the profile's default)
+    # unchanged when the profile drops scanners.
+    responder = yaml.safe_load((ROOT / "roles/sipguard_responder/defaults/main.yml").read_text())
+    rendered = responder["sipguard_responder_scanner_user_agents"]
+    assert rendered.startswith("{{ sipguard_scanner_user_agents if ")
+    firewall = (ROOT / "roles/sipguard_firewall/tasks/apply.yml").read_text()
+    assert 'scanner_user_agents: "{{ sipguard_scanner_user_agents if ' in firewall
