@@ -20,9 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from testkit.ansible import ansible
+from testkit.systemd import BOOTED, wait_for_systemd
+from testkit.topology import topology
+
 REPO = Path(__file__).resolve().parents[1]
 NETWORK = "sipguard-bench-fleet"
-SUBNET = "198.18.40"  # the bench's own /24; hosts are .10 and up
+SUBNET = topology()["bench"]["fleet"]["ipv4"].removesuffix(".0/24")  # the bench's own /24: 198.18.40
+FIRST_HOST = topology()["bench"]["fleet"]["first_host"]  # hosts are .10 and up
 PREFIX = "sgb-"
 PROFILES = ["private_lan", "public", "debug"]
 
@@ -47,18 +52,13 @@ def start_hosts(count):
     names = [f"{PREFIX}{i:02d}" for i in range(1, count + 1)]
     for i, name in enumerate(names):
         sh("podman", "run", "-d", "--name", name, "--hostname", name, "--systemd=always",
-           "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", "--network", f"{NETWORK}:ip={SUBNET}.{10 + i}",
-           image(), "/lib/systemd/systemd")
+           "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+           "--network", f"{NETWORK}:ip={SUBNET}.{FIRST_HOST + i}", image(), "/lib/systemd/systemd")
     # Booting 20 systemd containers on 2 busy cores takes minutes: allow for it.
     limit = 120 + 15 * count
     deadline = time.monotonic() + limit
     for name in names:  # wait until systemd has booted, as a real server would be
-        while time.monotonic() < deadline:
-            state = sh("podman", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-            if state in ("running", "degraded"):
-                break
-            time.sleep(0.5)
-        else:
+        if wait_for_systemd(name, max(0.0, deadline - time.monotonic())) not in BOOTED:
             sys.exit(f"fleet_site: {name} did not boot within {limit} s")
     return names
 
@@ -83,13 +83,11 @@ def inventory(names, path):
 
 
 def site(inv, forks, responder_src):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    cmd = [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inv), "-f", str(forks), "playbooks/site.yml",
-           "-e", f"sipguard_responder_src={responder_src}",
-           # The whole fleet in one batch, as measured before site.yml rolled out in batches of 5.
-           "-e", "sipguard_serial=100%"]
+    args = ["-i", inv, "-f", forks, "playbooks/site.yml", "-e", f"sipguard_responder_src={responder_src}",
+            # The whole fleet in one batch, as measured before site.yml rolled out in batches of 5.
+            "-e", "sipguard_serial=100%"]
     start = time.monotonic()
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=3600)
+    result = ansible(*args, timeout=3600)
     took = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"fleet_site: site.yml failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")

@@ -9,12 +9,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from testkit.ansible import ansible
+from testkit.systemd import BOOTED, wait_for_systemd
+
 IMAGE = os.environ.get("SIPGUARD_IMAGE", "localhost/sipguard-lab:latest")
 
 
@@ -31,17 +31,6 @@ def ct(name, *args, check=True, **kwargs):
     return sh("podman", "exec", *interactive, name, *args, check=check, **kwargs).stdout
 
 
-def wait_for_systemd(name, limit=60):
-    state = ""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        state = ct(name, "systemctl", "is-system-running", check=False).strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"systemd in {name} did not come up: {state}")
-
-
 @contextlib.contextmanager
 def targets(names, label):
     """Start one container per name, wait for their systemd, remove them afterwards whatever happens."""
@@ -55,7 +44,9 @@ def targets(names, label):
                "--cap-add", "NET_ADMIN,NET_RAW", "--label", f"sipguard.test={label}", IMAGE,
                "/lib/systemd/systemd")
         for name in names:
-            wait_for_systemd(name)
+            state = wait_for_systemd(name, 60)
+            if state not in BOOTED:
+                raise AssertionError(f"systemd in {name} did not come up: {state}")
         yield names
     finally:
         for name in names:
@@ -68,11 +59,7 @@ def run_playbook(tmp_path, playbook, hosts, common, *args):
               "ansible_python_interpreter": "/usr/bin/python3", **common}
     inventory = {"all": {"vars": common, "children": {"targets": {"hosts": hosts}}}}
     (tmp_path / "hosts.yml").write_text(json.dumps(inventory))  # JSON is YAML
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), playbook, *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )
+    return ansible("-i", tmp_path / "hosts.yml", playbook, *args, timeout=900)
 
 
 def recap(out, host):

@@ -16,11 +16,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from testkit.ansible import ansible
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")
@@ -112,13 +113,9 @@ def reports(tmp_path_factory):
     (work / "rows.json").write_text(json.dumps({"fixture_rows": rows}))
     (work / "report.yml").write_text(PLAYBOOK)
     # The json callback shows the set_stats data (AWX's artifacts) as global_custom_stats.
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-           "ANSIBLE_SHOW_CUSTOM_STATS": "1"}
-    run = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(work / "hosts.yml"),
-         str(work / "report.yml"), "-e", f"@{work / 'rows.json'}",
-         "-e", f"sipguard_audit_report_dir={work / 'reports'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    run = ansible("-i", work / "hosts.yml", work / "report.yml", "-e", f"@{work / 'rows.json'}",
+                  "-e", f"sipguard_audit_report_dir={work / 'reports'}",
+                  callback="ansible.builtin.json", env={"ANSIBLE_SHOW_CUSTOM_STATS": "1"}, timeout=300)
     return work / "reports", run
 
 

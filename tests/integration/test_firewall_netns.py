@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from testkit.ansible import ansible
+from testkit.systemd import BOOTED, wait_for_systemd
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE = Path(sys.executable).with_name("ansible")
 SERVER4, SERVER6 = "198.18.99.1", "2001:2:99::1"
 CLIENT4, OTHER4, CLIENT6 = "198.18.99.2", "198.18.99.3", "2001:2:99::2"
 SCANNER = "OPTIONS sip:100@198.18.99.1 SIP/2.0\r\nUser-Agent: friendly-scanner\r\n\r\n"
@@ -171,13 +172,12 @@ def sh(*args, check=True):
     return proc
 
 
-def run_ansible(target, args, check=False, diff=False, check_ok=True):
-    """`target` is the ansible command up to the host pattern; returns the module's result."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_NOCOLOR="1")
+def run_ansible(target, args, check=False, diff=False, check_ok=True, prefix=()):
+    """`target` is the ansible command's arguments up to the host pattern (run under `prefix`);
+    returns the module's result."""
     cmd = [*target, "-m", "sipguard.hardening.firewall", "-a", json.dumps(args)]
     cmd += (["--check"] if check else []) + (["--diff"] if diff else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
+    proc = ansible(*cmd, tool="ansible", callback="json", timeout=120, prefix=prefix)
     hosts = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
     result = next(iter(hosts.values()))
     if check_ok:
@@ -234,8 +234,8 @@ class Lab:
         args = {"name": self.name, **args}
         if args.get("state", "present") == "present":
             args.setdefault("persist", False)
-        target = ["ip", "netns", "exec", self.server, str(ANSIBLE), "localhost"]
-        return run_ansible(target, args, check=check, diff=diff, check_ok=check_ok)
+        return run_ansible(["localhost"], args, check=check, diff=diff, check_ok=check_ok,
+                           prefix=["ip", "netns", "exec", self.server])
 
     def echo_server(self, address):
         proc = subprocess.Popen(["ip", "netns", "exec", self.server, sys.executable, "-c", ECHO, address],
@@ -836,16 +836,6 @@ def sleepers(guard):
 IMAGE = os.environ.get("SIPGUARD_IMAGE", "localhost/sipguard-lab:latest")
 
 
-def wait_for_systemd(name):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = sh("podman", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"systemd in {name} did not come up: {state}")
-
-
 @pytest.fixture
 def container():
     if os.geteuid() != 0 or not shutil.which("podman"):
@@ -858,7 +848,9 @@ def container():
     sh("podman", "run", "-d", "--name", name, "--network", "none", "--systemd=always",
        "--cap-add", "NET_ADMIN,NET_RAW", IMAGE, "/lib/systemd/systemd")
     try:
-        wait_for_systemd(name)
+        state = wait_for_systemd(name, 30)
+        if state not in BOOTED:
+            raise AssertionError(f"systemd in {name} did not come up: {state}")
         for tool in ("iptables-restore", "ip6tables-restore"):
             subprocess.run(["podman", "exec", "-i", name, tool], input=BASELINE, text=True, check=True,
                            timeout=30)
@@ -879,8 +871,7 @@ def test_persistence_and_the_systemd_rollback_timer_in_a_container(container):
         return rules, ct("ipset", "list", "-n").split(), files
 
     def module(args):
-        target = [str(ANSIBLE), "all", "-i", f"{container},", "-c", "containers.podman.podman"]
-        return run_ansible(target, args)
+        return run_ansible(["all", "-i", f"{container},", "-c", "containers.podman.podman"], args)
 
     before = snapshot()
     options = {"scanner_user_agents": ["friendly-scanner"]}

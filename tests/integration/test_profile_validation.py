@@ -7,14 +7,12 @@ nothing listens.
 """
 
 import json
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from testkit.ansible import ansible
+
 HOST = "rt-validation-nonexistent"
 pytestmark = pytest.mark.slow
 
@@ -25,12 +23,7 @@ def run_site(tmp_path, *args, **host_vars):
     host_vars.setdefault("sipguard_softswitch", "sipresponder")
     inventory = {"all": {"children": {"targets": {"hosts": {HOST: host_vars}}}}}
     (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "playbooks/site.yml",
-         *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
+    return ansible("-i", tmp_path / "hosts.yml", "playbooks/site.yml", *args, timeout=120)
 
 
 def run_validation_only(tmp_path, **host_vars):

@@ -19,14 +19,14 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils import basic
+
+from testkit.ansible import ansible
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / "plugins" / "modules"
@@ -80,13 +80,7 @@ def check_documentation(name: str) -> None:
 
     A module that wants this check keeps its argument spec in a module-level ARGUMENT_SPEC dict.
     """
-    rendered = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-doc")), f"{COLLECTION}.{name}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
+    rendered = ansible(f"{COLLECTION}.{name}", tool="ansible-doc")
     assert rendered.returncode == 0, rendered.stderr
     assert "[WARNING]" not in rendered.stderr, rendered.stderr
 
@@ -126,19 +120,11 @@ def run_adhoc(name: str, args: dict) -> dict:
     localhost is given as its own inventory and runs this venv's python, so the result does not depend
     on what the project inventory says about localhost.
     """
-    completed = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible")),
-            *("localhost", "-i", "localhost,", "-c", "local"),
-            *("-e", f"ansible_python_interpreter={sys.executable}"),
-            *("-m", f"{COLLECTION}.{name}", "-a", json.dumps(args)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
-        timeout=120,
+    completed = ansible(
+        *("localhost", "-i", "localhost,", "-c", "local"),
+        *("-e", f"ansible_python_interpreter={sys.executable}"),
+        *("-m", f"{COLLECTION}.{name}", "-a", json.dumps(args)),
+        tool="ansible", callback="json", timeout=120,
     )
     assert completed.stdout.strip(), completed.stderr
     return json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]

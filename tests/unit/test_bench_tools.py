@@ -1,15 +1,10 @@
 """Smoke tests for the benchmark's pure helpers (the benchmark itself is not run here)."""
 
 import socket
-import sys
-from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import loadgen
+import loadgen  # bench/ is on pytest's pythonpath (pyproject.toml)
 import procstats
+import pytest
 import sipmsg
 
 UDP_NAMES = "InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors"
