@@ -11,11 +11,20 @@ import json
 import os
 import re
 import subprocess
-from pathlib import Path
 
 from sipcheck import add_address, wait_for
 
-PROJECT = Path(__file__).resolve().parents[2]
+from testkit.ansible import ansible
+from testkit.systemd import booted
+
+__all__ = [  # what each profile scenario's test_2_common.py collects, in this order
+    "test_audit_matches_the_profile",
+    "test_connection_survives_converge",
+    "test_firewall_and_responder_survive_reboot",
+    "test_firewall_survives_unit_restart",
+    "test_rollback_restores_the_host",
+]
+
 BEFORE = "/var/lib/sipguard-test/before"  # written by molecule/shared/prepare.yml
 
 
@@ -39,13 +48,6 @@ def _sipguard_rules(target) -> str:
     return "\n".join(line for line in rules if "sipguard" in line.lower())
 
 
-def _wait_booted(target) -> bool:
-    def booted():
-        return target.run("systemctl is-system-running").stdout.strip() in {"running", "degraded"}
-
-    return wait_for(booted, timeout=60)
-
-
 def test_connection_survives_converge(topo):
     # The Ansible/podman connection still works and management access is intact.
     target = topo.host("target")
@@ -55,11 +57,8 @@ def test_connection_survives_converge(topo):
 
 def _playbook(topo, playbook: str, *extra: str) -> subprocess.CompletedProcess:
     """Run one of the project's playbooks against this scenario's target."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook,
-         "--limit", f"mol-{topo.name}-target,localhost", *extra],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return ansible("-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook,
+                   "--limit", f"mol-{topo.name}-target,localhost", *extra, timeout=600)
 
 
 def test_audit_matches_the_profile(topo, tmp_path):
@@ -94,7 +93,7 @@ def test_firewall_and_responder_survive_reboot(topo):
     before = _sipguard_rules(target)
     subprocess.run(["podman", "restart", "-t", "5", f"mol-{topo.name}-target"],
                    check=True, capture_output=True)
-    assert _wait_booted(target), "target did not boot again"
+    assert booted(target, timeout=60), "target did not boot again"
     assert _sipguard_rules(target) == before
     assert wait_for(lambda: target.service("sipresponder").is_running, timeout=20)
 

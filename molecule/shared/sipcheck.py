@@ -2,8 +2,9 @@
 of a scenario, and reading what the target's kernel and responder saw.
 
 Probes run *inside* a vantage-point container (scanner, phone, trunk) through
-testinfra's podman backend: a small stdlib script piped to python3 there, or
-the real SIP tools installed in the image (sipvicious, sipsak).
+testinfra's podman backend: the test kit's SIP vantage probe (testkit.vantage), or
+the real SIP tools installed in the image (sipvicious, sipsak). The scenario's
+addresses come from the test kit's address plan (testkit.topology).
 """
 
 from __future__ import annotations
@@ -12,35 +13,8 @@ import json
 import re
 import shlex
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import testinfra
-
-_SCRIPT = (Path(__file__).parent / "vantage_probe.py").read_text()
-
-
-def _in_vantage(vantage, *args) -> str:
-    """Run vantage_probe.py with `args` inside the vantage container."""
-    quoted = " ".join(shlex.quote(str(a)) for a in args)
-    result = vantage.run(f"python3 -c {shlex.quote(_SCRIPT)} {quoted}")
-    assert result.rc == 0, f"vantage script failed: {result.stderr}"
-    return result.stdout
-
-
-def sip_probe(vantage, host: str, *, port: int = 5060, transport: str = "udp", method: str = "OPTIONS",
-              user_agent: str = "Linphone/5.2", user: str = "100", password: str = "",
-              source: str = "", expires: int = 60, timeout: float = 2.0, display: str = "",
-              call_id: str = "") -> dict:
-    """Send one SIP request from the testinfra host `vantage`; return what came back.
-
-    `status` is the last reply's code (None for silence); with `password` a digest
-    challenge is answered once, and `statuses` holds both codes (e.g. [401, 200]). `display` and
-    `call_id` set the From display name (none by default) and the Call-ID (random by default).
-    """
-    out = _in_vantage(vantage, "probe", host, port, transport, method, user_agent, timeout, user, password,
-                      source, expires, display, call_id)
-    return json.loads(out.strip().splitlines()[-1])
+from testkit.vantage import flood, sip_probe
 
 
 def svmap(vantage, target: str, port: int = 5060) -> str:
@@ -98,43 +72,6 @@ def wait_for(predicate, timeout: float, interval: float = 1.0):
         time.sleep(interval)
         value = predicate()
     return value
-
-
-@dataclass(frozen=True)
-class Topology:
-    """The addresses of one profile scenario (see molecule/shared/networks.sh)."""
-
-    name: str
-    index: int
-
-    @property
-    def wan(self) -> str:
-        return f"198.19.{2 * self.index}"
-
-    @property
-    def lan(self) -> str:
-        return f"198.19.{2 * self.index + 1}"
-
-    @property
-    def wan6(self) -> str:
-        return f"2001:2:0:{0x100 + 2 * self.index:x}:"
-
-    @property
-    def lan6(self) -> str:
-        return f"2001:2:0:{0x100 + 2 * self.index + 1:x}:"
-
-    target_wan = property(lambda self: f"{self.wan}.10")
-    target_lan = property(lambda self: f"{self.lan}.10")
-    target_wan6 = property(lambda self: f"{self.wan6}:10")
-
-    def host(self, role: str):
-        return testinfra.get_host(f"podman://mol-{self.name}-{role}")
-
-
-def flood(vantage, host: str, *, count: int, source: str = "", port: int = 5060,
-          user_agent: str = "Linphone/5.2", seconds: float = 5.0) -> None:
-    """Send at most `count` OPTIONS as fast as possible (and for at most `seconds`)."""
-    _in_vantage(vantage, "flood", host, port, count, source, user_agent, seconds)
 
 
 def flood_from_the_phone(topo, account: dict) -> tuple[bool, bool]:

@@ -11,10 +11,13 @@ from pathlib import Path
 import yaml
 from sipcheck import rule_packets, sip_probe
 
-PROJECT = Path(__file__).resolve().parents[3]
+from testkit.ansible import REPO as PROJECT
+from testkit.ansible import ansible
+from testkit.topology import Topology
+
 JAIL = "sip-coexist"  # molecule/coexist/prepare.yml
 PROFILE = "public"  # host_vars of mol-coexist-f2b in molecule.yml
-LAN = "198.19.11"
+LAN = Topology.of("coexist").lan  # 198.19.11
 # Sources on the phone (molecule.yml, prepare.yml): the host accepts SIP from .0/25 only.
 OPEN = f"{LAN}.100"  # the phone itself; never banned
 UNBANNED = f"{LAN}.101"  # banned by prepare, unbanned by the verifier
@@ -84,14 +87,10 @@ def run_site(host: str, *extra_inventories: Path, json_output: bool = False,
              tags: str = "") -> subprocess.CompletedProcess:
     """playbooks/site.yml with the Molecule inventory (plus `extra_inventories`), limited to `host`
     (and to `tags`)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    if json_output:
-        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
     inventories = [os.environ["MOLECULE_INVENTORY_FILE"], *map(str, extra_inventories)]
-    return subprocess.run(
-        ["ansible-playbook", *(arg for inv in inventories for arg in ("-i", inv)),
-         "playbooks/site.yml", "--limit", f"{host},localhost", *(["--tags", tags] if tags else [])],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return ansible(*(arg for inv in inventories for arg in ("-i", inv)),
+                   "playbooks/site.yml", "--limit", f"{host},localhost", *(["--tags", tags] if tags else []),
+                   callback="ansible.posix.json" if json_output else None, timeout=600)
 
 
 def recap_changed(run: subprocess.CompletedProcess, host: str) -> int:

@@ -19,6 +19,8 @@ from coexist_helpers import (
 )
 from sipcheck import wait_for
 
+from testkit.systemd import booted
+
 ANSWER = profile_row()["audit"]["lan"]["REGISTER"]
 TOOLS = ("iptables-save", "ip6tables-save")
 SETS = {"sipguard-allow4", "sipguard-allow6", "sipguard-block4", "sipguard-block6"}
@@ -37,10 +39,7 @@ def reboot(topo):
     before = {tool: split_rules(saved_rules(target, tool)) for tool in TOOLS}
     subprocess.run(["podman", "restart", "-t", "5", f"mol-{topo.name}-f2b"], check=True, capture_output=True)
 
-    def booted():
-        return target.run("systemctl is-system-running").stdout.strip() in {"running", "degraded"}
-
-    assert wait_for(booted, timeout=90), "the target did not boot again"
+    assert booted(target, timeout=90), "the target did not boot again"
 
     def listening():
         return target.run("ss -Hlun 'sport = :5060'").stdout.strip()

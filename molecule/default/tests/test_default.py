@@ -5,19 +5,22 @@ audited from the collection as a user installs it."""
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import testinfra
 import yaml
 from sipcheck import sip_probe
 
+from testkit.ansible import ansible
+from testkit.systemd import BOOTED, system_state
+from testkit.topology import Topology
+
 testinfra_hosts = ["mol-default-target"]
 
-TARGET_WAN = "198.19.0.10"
-TARGET_WAN6 = "2001:2:0:100::10"
-TARGET_LAN = "198.19.1.10"
+TOPO = Topology.of("default")
+TARGET_WAN = TOPO.target_wan  # 198.19.0.10
+TARGET_WAN6 = TOPO.target_wan6  # 2001:2:0:100::10
+TARGET_LAN = TOPO.target_lan  # 198.19.1.10
 # Where install-collection.sh installed the built tarball (molecule.yml points
 # the converge there too).
 COLLECTIONS = str(Path(__file__).resolve().parents[3] / ".cache" / "collection-install" / "collections")
@@ -28,7 +31,7 @@ def scanner():
 
 
 def test_systemd_is_pid1_and_booted(host):
-    assert host.run("systemctl is-system-running").stdout.strip() in {"running", "degraded"}
+    assert system_state(host) in BOOTED
 
 
 def test_scanner_reaches_target_over_ipv4_and_ipv6():
@@ -59,10 +62,9 @@ def _as_a_user(tmp_path, *args):
     """ansible-playbook/ansible-doc run from a directory of the user's own, with only the installed
     collection: no ansible.cfg, no ANSIBLE_* settings of the clone, cwd outside it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MOLECULE_"))}
-    env.update(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="0")
-    tool = Path(sys.executable).with_name(args[0])
-    return subprocess.run([str(tool), *args[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    env.update(ANSIBLE_HOST_KEY_CHECKING="0")
+    return ansible(*args[1:], tool=args[0], cwd=tmp_path, config=False, collections=COLLECTIONS,
+                   env=env, inherit_env=False, timeout=600)
 
 
 def test_installed_collection_documents_its_modules_and_roles(tmp_path):
@@ -85,7 +87,7 @@ def test_a_user_playbook_elsewhere_audits_the_target(tmp_path):
     inventory = {"all": {"vars": reach, "children": {
         "targets": {"hosts": {"mol-default-target": {
             "sipguard_softswitch": "sipresponder", "sipguard_profile": "public",
-            "sipguard_lan_networks": ["198.19.1.0/24", "2001:2:0:101::/64"],
+            "sipguard_lan_networks": TOPO.lan_networks,  # ["198.19.1.0/24", "2001:2:0:101::/64"]
             "sipguard_accounts": [{"username": "1001", "password": "lab-phone-secret"}]}}},
         "probes": {"hosts": {"mol-default-scanner": {}}}}}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))

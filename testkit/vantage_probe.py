@@ -5,7 +5,7 @@
 
 `probe` sends one SIP request and prints one JSON line; with a password it
 answers a 401/407 digest challenge once (RFC 7616, qop=auth). `flood` sends at
-most COUNT OPTIONS for at most SECONDS. sipcheck.py passes this file's text to
+most COUNT OPTIONS for at most SECONDS. testkit/vantage.py passes this file's text to
 `python3 -c`, so the containers need nothing but python3.
 """
 
