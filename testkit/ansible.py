@@ -13,7 +13,11 @@ ANSIBLE_CFG = REPO / "ansible.cfg"
 
 
 def _tool(name: str) -> str:
-    """`name` beside this interpreter (the venv's), else from PATH."""
+    """`name` from SIPGUARD_ANSIBLE_BIN (a directory: the legacy leg points it at .venv-legacy/bin, the
+    ansible-core 2.16 toolchain), else beside this interpreter (the venv's), else from PATH."""
+    chosen = os.environ.get("SIPGUARD_ANSIBLE_BIN")
+    if chosen:
+        return str(Path(chosen) / name)
     beside = Path(sys.executable).with_name(name)
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 

@@ -69,6 +69,7 @@ if echo "$out" | grep -E '^mol-legacy-target +:' | grep -vq 'changed=0 '; then
 fi
 
 step "verify (molecule/legacy/tests with the shared helpers; the audit with ansible-core 2.16)"
-# The shared audit check runs `ansible-playbook` from PATH: the 2.16 one.
-PATH="$repo/.venv-legacy/bin:$PATH" MOLECULE_INVENTORY_FILE="$here/inventory" \
+# The shared audit check runs the test kit's ansible-playbook: the 2.16 one.
+SIPGUARD_ANSIBLE_BIN="$repo/.venv-legacy/bin" PATH="$repo/.venv-legacy/bin:$PATH" \
+    MOLECULE_INVENTORY_FILE="$here/inventory" \
     "$repo/.venv/bin/pytest" -p no:cacheprovider -q "$here/tests"
