@@ -297,6 +297,23 @@ def load_previous(name):
         return LayerState.from_json(json.load(handle))
 
 
+def run_later(run, systemd, unit, seconds, command, pid_path):
+    """Run the shell `command` after `seconds`, outliving the module: a systemd timer `unit`, or,
+    without a usable systemd, a detached sleeper in its own session whose pid goes to `pid_path`
+    (setsid in the child; subprocess.DEVNULL and start_new_session are Python 3 only)."""
+    if systemd:
+        _must(run, ["systemd-run", "--unit", unit, "--on-active={}s".format(int(seconds)),
+                    "--timer-property=AccuracySec=1s", "/bin/sh", "-c", command])
+        return
+    with open(os.devnull, "r+b") as devnull:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell input from the user
+            ["/bin/sh", "-c", "sleep {}; {}".format(int(seconds), command)],
+            stdin=devnull, stdout=devnull, stderr=devnull,
+            preexec_fn=os.setsid, close_fds=True,  # noqa: PLW1509 - no threads in a module
+        )
+    write_atomic(pid_path, str(proc.pid), 0o600)
+
+
 def rollback_script(name, previous, spec, bins):
     """Shell script that restores ``previous`` after ``spec`` was applied (pure)."""
     directory = guard_dir(name)
@@ -345,19 +362,8 @@ def arm_guard(name, previous, spec, bins, seconds, pending_boot, run):
         write_atomic("{}/files.json".format(pending), json.dumps(pending_boot), 0o600)
     script = "{}/rollback.sh".format(directory)
     write_atomic(script, rollback_script(name, previous, spec, bins), 0o700)
-    if systemd_usable():
-        _must(run, ["systemd-run", "--unit", rollback_unit(name), "--on-active={}s".format(seconds),
-                    "--timer-property=AccuracySec=1s", "/bin/sh", script])
-    else:
-        # No usable systemd: a detached process in its own session outlives the module
-        # (setsid in the child; subprocess.DEVNULL and start_new_session are Python 3 only).
-        with open(os.devnull, "r+b") as devnull:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell input from the user
-                ["/bin/sh", "-c", "sleep {}; exec /bin/sh {}".format(int(seconds), script)],
-                stdin=devnull, stdout=devnull, stderr=devnull,
-                preexec_fn=os.setsid, close_fds=True,  # noqa: PLW1509 - no threads in a module
-            )
-        write_atomic("{}/pid".format(directory), str(proc.pid), 0o600)
+    run_later(run, systemd_usable(), rollback_unit(name), seconds, "exec /bin/sh {}".format(script),
+              "{}/pid".format(directory))
 
 
 def _cancel_timer(name, run):
@@ -515,18 +521,8 @@ def open_debug(spec, bins, seconds, run):
     write_atomic(debug_state_path(spec.name), json.dumps(window), 0o600)
     script = debug_script(spec.name)
     write_atomic(script, debug_close_script(spec, bins, ends, systemd), 0o700)
-    if systemd:
-        _must(run, ["systemd-run", "--unit", debug_unit(spec.name), "--on-active={}s".format(int(seconds)),
-                    "--timer-property=AccuracySec=1s", "/bin/sh", "-c",
-                    "[ ! -e {0} ] || exec /bin/sh {0}".format(script)])
-    else:
-        with open(os.devnull, "r+b") as devnull:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell input from the user
-                ["/bin/sh", "-c", "sleep {0}; [ ! -e {1} ] || exec /bin/sh {1}".format(int(seconds), script)],
-                stdin=devnull, stdout=devnull, stderr=devnull,
-                preexec_fn=os.setsid, close_fds=True,  # noqa: PLW1509 - no threads in a module
-            )
-        write_atomic(debug_pid_path(spec.name), str(proc.pid), 0o600)
+    run_later(run, systemd, debug_unit(spec.name), seconds, "[ ! -e {0} ] || exec /bin/sh {0}".format(script),
+              debug_pid_path(spec.name))
     return window
 
 
