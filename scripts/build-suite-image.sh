@@ -7,7 +7,9 @@
 # tar -> `podman import`, tagged localhost/sipguard-lab-SUITE:<hash of this
 # script and that list> and :latest. `--iptables legacy` switches the
 # iptables/ip6tables alternatives to the legacy (x_tables) backend, as on a
-# CentOS 7 host. The default Debian 12 image stays with scripts/build-image.sh,
+# CentOS 7 host. A SUITE with a suffix (bookworm-kamailio, bullseye-asterisk)
+# debootstraps the release before the dash with that list: the images of the
+# product backends' scenarios. The default Debian 12 image stays with scripts/build-image.sh,
 # so its recipe, hash and contents do not change with this script.
 set -euo pipefail
 
@@ -41,8 +43,8 @@ packages="$(grep -v '^#' "$list" | grep -v '^$' | paste -sd, -)"
 work="$(mktemp -d /var/tmp/sipguard-image.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
-echo "build-suite-image: debootstrap $suite ($packages) - takes a few minutes"
-debootstrap --variant=minbase --include="$packages" "$suite" "$work/root" "$mirror" \
+echo "build-suite-image: debootstrap ${suite%%-*} ($packages) - takes a few minutes"
+debootstrap --variant=minbase --include="$packages" "${suite%%-*}" "$work/root" "$mirror" \
     > "$work/debootstrap.log" 2>&1 || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
 
 if [[ -n "$iptables_mode" ]]; then

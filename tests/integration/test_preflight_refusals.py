@@ -50,7 +50,7 @@ def test_each_unmanageable_host_is_refused_and_nothing_changes(hosts, tmp_path, 
     before = {name: changes(name) for name in hosts}
     result = run_playbook(tmp_path, "playbooks/site.yml", {
         "no-softswitch": {"ansible_host": plain},
-        "unknown-softswitch": {"ansible_host": plain, "sipguard_softswitch": "asterisk"},
+        "unknown-softswitch": {"ansible_host": plain, "sipguard_softswitch": "freeswitch"},
         "old-python": {"ansible_host": plain, "sipguard_softswitch": "sipresponder",
                        "ansible_python_interpreter": FAKE_PYTHON},
         "vos-without-conf": {"ansible_host": plain, "sipguard_softswitch": "vos3000"},
@@ -65,7 +65,7 @@ def test_each_unmanageable_host_is_refused_and_nothing_changes(hosts, tmp_path, 
     assert "sipguard_softswitch is not set" in message
     assert "sipguard_softswitch: sipresponder" in message and "sipguard_softswitch: vos3000" in message
 
-    assert 'unknown sipguard_softswitch "asterisk"' in refusal(out, "unknown-softswitch")
+    assert 'unknown sipguard_softswitch "freeswitch"' in refusal(out, "unknown-softswitch")
 
     message = refusal(out, "old-python")
     assert f"Python 2.7.18 at {FAKE_PYTHON}" in message

@@ -124,3 +124,17 @@ def test_empty_scanner_list_is_accepted_when_asked_for(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
     assert "Set the effective profile settings" in out
+
+
+def test_profile_a_product_cannot_honour_is_refused(tmp_path):
+    # Asterisk has no silent mode and public keeps SIP open to the world: the backend table says refused.
+    result = run_site(tmp_path, sipguard_softswitch="asterisk", sipguard_profile="public")
+    assert_stopped_by_validation(result, "cannot be honoured on sipguard_softswitch asterisk",
+                                 "no silent mode", "private_lan, mixed, debug")
+
+
+def test_backend_differences_are_merged_into_the_settings(tmp_path):
+    # A product with no differences gets the profile row unchanged; validation accepts it.
+    result = run_validation_only(tmp_path, sipguard_softswitch="kamailio", sipguard_profile="public")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
