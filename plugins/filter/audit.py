@@ -54,6 +54,21 @@ def _address(endpoint):
     return address.strip("[]")
 
 
+def _enumeration_problems(row):
+    """svwar's test: an existing account's REGISTER (the probe item ``account``) must get what a
+    missing user's got from the same vantage over the same transport."""
+    problems = []
+    for vantage, by_transport in row.get("account", {}).items():
+        for transport, got in by_transport.items():
+            stranger = row["observed"].get(vantage, {}).get("REGISTER", {}).get(transport, got)
+            if got != stranger:
+                problems.append(
+                    f"EXPOSED: account enumeration: REGISTER for an existing account from {vantage} over "
+                    f"{transport} gets {got or 'silence'}, for a missing one {stranger or 'silence'}"
+                )
+    return problems
+
+
 def _problems(row, expected, expected_reply):
     problems = []
     if row["reply_unauthorized"] != expected_reply:
@@ -76,6 +91,7 @@ def _problems(row, expected, expected_reply):
                     problems.append(f"silent to {where} (profile {row['profile']} expects {want})")
                 else:
                     problems.append(f"answers {where} with {got} (profile {row['profile']} expects {want})")
+    problems += _enumeration_problems(row)
     want, got = expected.get("scanner"), row["scanner"]["status"]
     if got != want:
         if want is None:
@@ -111,14 +127,20 @@ def sipguard_audit_row(results, host):
     (``expected`` is the profile's ``audit`` entry) and optionally ``vantage`` =
     ``{outside: {host, source, target}, lan: {...}}``. Each result carries ``item``
     = ``{vantage, transport, method, scanner}`` and the probe module's
-    ``answered``/``status_code``/``source``/``target``.
+    ``answered``/``status_code``/``source``/``target``. An item with ``account: true`` is a REGISTER
+    for an existing account sent by the same stranger: it must get what the missing user's REGISTER
+    got on that vantage and transport, or the row is EXPOSED (svwar could tell the accounts apart).
     """
     observed = {v: {} for v in VANTAGES}
+    account = {}
     scanner = {"answered": False, "status": None}
     for result in results:
         item = result["item"]
         if item.get("scanner"):
             scanner = {"answered": bool(result.get("answered")), "status": _status(result)}
+            continue
+        if item.get("account"):
+            account.setdefault(item["vantage"], {})[item["transport"]] = _status(result)
             continue
         observed[item["vantage"]].setdefault(item["method"], {})[item["transport"]] = _status(result)
     row = {
@@ -130,6 +152,8 @@ def sipguard_audit_row(results, host):
         "scanner": scanner,
         "vantage": _vantage(host, results),
     }
+    if account:
+        row["account"] = account
     row["problems"] = _problems(row, host["expected"], host["expected_reply"])
     row["exposed"] = any(p.startswith("EXPOSED") for p in row["problems"])
     row["passed"] = not row["problems"]

@@ -109,6 +109,43 @@ def test_rows_carry_a_verdict_and_the_vantage_addresses_used():
     assert ok["vantage"]["lan"]["sources_used"] == ["10.0.0.103"]
 
 
+def with_account(results_, **by_vantage):
+    """``results_`` plus the REGISTER for an existing account: {vantage: status} on both transports."""
+    extra = [{"item": {"vantage": vantage, "transport": transport, "method": "REGISTER", "scanner": False,
+                       "account": True},
+              "answered": status is not None, "status_code": status, "source": "10.0.0.103:40002",
+              "target": f"192.0.2.1:5060/{transport}"}
+             for vantage, status in by_vantage.items() for transport in ("udp", "tcp")]
+    return results_ + extra
+
+
+def account_row(**by_vantage):
+    return audit.sipguard_audit_row(with_account(results(SILENT, LAN), **by_vantage), {
+        "host": "pbx", "profile": "public", "reply_unauthorized": "Off", "expected": EXPECTED,
+        "expected_reply": "Off", "vantage": VANTAGE})
+
+
+def test_an_existing_account_answered_like_a_missing_one_passes():
+    # A missing user's REGISTER got 401 from the LAN and silence outside: the same for the real account.
+    ok = account_row(lan=401, outside=None)
+    assert ok["passed"] and ok["verdict"] == "ok", ok["problems"]
+    assert ok["account"] == {"lan": {"udp": 401, "tcp": 401}, "outside": {"udp": None, "tcp": None}}
+    assert ok["observed"]["lan"]["REGISTER"] == {"udp": 401, "tcp": 401}  # the account probe is kept apart
+
+
+@pytest.mark.parametrize(("vantage", "status"), [("lan", 404), ("lan", 200), ("outside", 401)])
+def test_an_account_svwar_can_tell_apart_is_exposed(vantage, status):
+    # 404 or 200 for the real account where a missing one got 401 (or an answer where it got silence).
+    exposed = account_row(**{vantage: status})
+    assert exposed["verdict"] == "EXPOSED" and not exposed["passed"]
+    assert any(p.startswith(f"EXPOSED: account enumeration: REGISTER for an existing account from {vantage}")
+               for p in exposed["problems"]), exposed["problems"]
+
+
+def test_rows_without_an_account_probe_are_unchanged():
+    assert "account" not in row("a-ok")
+
+
 def test_a_host_that_could_not_be_probed_is_a_failing_row():
     down = audit.sipguard_audit_unprobed({"host": "c", "profile": "mixed"}, "ssh timeout", unreachable=True)
     assert down["verdict"] == "UNREACHABLE" and not down["passed"] and not down["exposed"]
