@@ -8,14 +8,17 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.sipguard.hardening.plugins.lookup import scanner_user_agents as scanner_lookup
 from ansible_collections.sipguard.hardening.plugins.module_utils import sipguard_softswitch_params as shared
 from ansible_collections.sipguard.hardening.plugins.modules import softswitch
 
 from sipresponder import config, softswitch_params
+from testkit.ansible import ansible
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,12 +110,35 @@ def test_the_responders_default_scanners_are_the_data_file():
     assert config.parse_settings("").scanner_user_agents == tuple(data)
 
 
-def test_the_roles_default_scanner_list_is_the_responders():
-    defaults = yaml.safe_load((ROOT / "roles/sipguard_profile/defaults/main.yml").read_text())
+def test_the_lookup_reads_the_responders_data_file():
+    assert tuple(scanner_lookup.read_scanner_user_agents()) == config.DEFAULT_SCANNERS
+    assert Path(scanner_lookup.DATA_FILE).resolve() == config.SCANNER_USER_AGENTS_FILE.resolve()
+
+
+@pytest.mark.parametrize("content", ['{"friendly-scanner": 1}', '["sipvicious", ""]', "[sipvicious"])
+def test_the_lookup_refuses_a_broken_data_file(tmp_path, content):
+    path = tmp_path / "scanner_user_agents.json"
+    path.write_text(content)
+    with pytest.raises(ValueError):
+        scanner_lookup.read_scanner_user_agents(str(path))
+
+
+def test_the_roles_default_scanner_list_is_the_responders(tmp_path):
+    # What Ansible makes of the role's default, evaluated by Ansible itself: the documented default is the
+    # same expression, so the list exists once, in the responder's data file.
+    defaults = ROOT / "roles/sipguard_profile/defaults/main.yml"
     specs = yaml.safe_load((ROOT / "roles/sipguard_profile/meta/argument_specs.yml").read_text())
     documented = specs["argument_specs"]["main"]["options"]["sipguard_scanner_user_agents"]["default"]
-    assert tuple(defaults["sipguard_scanner_user_agents"]) == config.DEFAULT_SCANNERS
-    assert tuple(documented) == config.DEFAULT_SCANNERS
+    assert documented == yaml.safe_load(defaults.read_text())["sipguard_scanner_user_agents"]
+    play = tmp_path / "show.yml"
+    play.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False, "vars_files": [str(defaults)],
+        "tasks": [{"ansible.builtin.copy": {"content": "{{ sipguard_scanner_user_agents | to_json }}",
+                                            "dest": str(tmp_path / "list.json"), "mode": "0644"}}]}]))
+    interpreter = f"ansible_python_interpreter={sys.executable}"
+    result = ansible("-i", "localhost,", "-c", "local", "-e", interpreter, play, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert tuple(json.loads((tmp_path / "list.json").read_text())) == config.DEFAULT_SCANNERS
 
 
 def test_the_responder_role_renders_the_profiles_list():

@@ -157,9 +157,13 @@ def render_responder_toml(**overrides):
     context = {
         "inventory_hostname": "sg-public", "ansible_managed": "managed", "role_path": str(role),
         "sipguard_settings": {"trace": False, "scanner_drop": True},
-        **(read(ROOT / "roles/sipguard_profile/defaults/main.yml") or {}),
     }
     native = NativeEnvironment(undefined=StrictUndefined)
+    # The one lookup the defaults use, as Ansible's query() would call it.
+    from ansible_collections.sipguard.hardening.plugins.lookup import scanner_user_agents  # noqa: PLC0415
+
+    lookups = {"sipguard.hardening.scanner_user_agents": scanner_user_agents.read_scanner_user_agents}
+    native.globals["query"] = lambda name: lookups[name]()
 
     def resolve(value):
         if isinstance(value, str) and "{{" in value:
@@ -168,7 +172,8 @@ def render_responder_toml(**overrides):
             return [resolve(v) for v in value]
         return value
 
-    for name, value in {**read(role / "defaults/main.yml"), **overrides}.items():
+    profile = read(ROOT / "roles/sipguard_profile/defaults/main.yml")
+    for name, value in {**profile, **read(role / "defaults/main.yml"), **overrides}.items():
         context[name] = resolve(value)
     env = Environment(trim_blocks=True, undefined=StrictUndefined, autoescape=False)  # noqa: S701 - TOML
     env.filters.update(to_json=json.dumps, bool=lambda v: boolean(v, strict=False))
