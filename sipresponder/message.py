@@ -324,10 +324,13 @@ def _accepts_sdp(request: Request) -> bool:
     return not ranges or any(r in ("application/sdp", "application/*", "*/*") for r in ranges)
 
 
-def _split_list(value: str, opening: str = "", closing: str = "") -> list[str]:
-    """A header value split at commas outside quoted strings (and outside opening...closing)."""
+def _split_outside_quotes(text: str, separator: str, opening: str = "",
+                          closing: str = "") -> tuple[list[str], bool]:
+    """`text` split at `separator` outside quoted strings (honouring their backslash escapes) and outside
+    opening...closing; the parts, and whether a quoted string was left open. The one quote-aware
+    splitter: header lists, parameters and the top Via all use it."""
     parts, start, quoted, depth, escaped = [], 0, False, 0, False
-    for index, char in enumerate(value):
+    for index, char in enumerate(text):
         if escaped:
             escaped = False
         elif quoted:
@@ -339,28 +342,22 @@ def _split_list(value: str, opening: str = "", closing: str = "") -> list[str]:
             depth += 1
         elif char == closing and depth:
             depth -= 1
-        elif char == "," and not depth:
-            parts.append(value[start:index])
+        elif char == separator and not depth:
+            parts.append(text[start:index])
             start = index + 1
-    parts.append(value[start:])
-    return parts
+    parts.append(text[start:])
+    return parts, quoted
+
+
+def _split_list(value: str, opening: str = "", closing: str = "") -> list[str]:
+    """A header value split at commas outside quoted strings (and outside opening...closing)."""
+    return _split_outside_quotes(value, ",", opening, closing)[0]
 
 
 def _split_params(tail: str) -> list[str] | None:
     """`;name[=value]` parameters after a URI or sent-by, split outside quoted strings; None if one
     is empty or its name is not a token (RFC 4475 badinv01's `;;;`)."""
-    params, start, quoted, escaped = [], 0, False, False
-    for index, char in enumerate(tail + ";"):
-        if escaped:
-            escaped = False
-        elif quoted:
-            escaped = char == "\\"
-            quoted = char != '"'
-        elif char == '"':
-            quoted = True
-        elif char == ";":
-            params.append(tail[start:index])
-            start = index + 1
+    params, quoted = _split_outside_quotes(tail, ";")
     if quoted or params[0].strip(" \t"):
         return None  # an open quote, or something between the URI and the first ';'
     for param in params[1:]:
@@ -458,13 +455,8 @@ def split_top_via(via_line: str) -> tuple[str, str]:
     """Split one Via header line into (top value, rest-with-leading-comma-or-empty)."""
     if "," not in via_line:
         return via_line.strip(), ""
-    quoted = False
-    for index, char in enumerate(via_line):
-        if char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            return via_line[:index].strip(), via_line[index:]
-    return via_line.strip(), ""
+    top = _split_outside_quotes(via_line, ",")[0][0]
+    return top.strip(), via_line[len(top):]
 
 
 def _sent_by(top_via: str) -> tuple[str, str | None]:

@@ -10,6 +10,7 @@ from sipresponder.message import (
     parse_request,
     quick_parse,
     route_via,
+    split_top_via,
     uri_user,
 )
 
@@ -146,3 +147,16 @@ def test_a_known_header_name_without_colon_is_still_malformed():
     with pytest.raises(ParseError) as caught:
         parse_request(sip("OPTIONS").replace(b"User-Agent: unit-test", b"User-Agent"))
     assert caught.value.reason == "Malformed Header"
+
+
+@pytest.mark.parametrize(("line", "top", "rest"), [
+    ("SIP/2.0/UDP a.test;branch=z9hG4bK1", "SIP/2.0/UDP a.test;branch=z9hG4bK1", ""),
+    ("SIP/2.0/UDP a.test;branch=z9hG4bK1 , SIP/2.0/TCP b.test", "SIP/2.0/UDP a.test;branch=z9hG4bK1",
+     ", SIP/2.0/TCP b.test"),
+    # A comma inside a quoted parameter value, after an escaped quote, is not a separator.
+    ('SIP/2.0/UDP a.test;x="q\\",r";branch=z9hG4bK2, SIP/2.0/UDP b.test',
+     'SIP/2.0/UDP a.test;x="q\\",r";branch=z9hG4bK2', ", SIP/2.0/UDP b.test"),
+    ('SIP/2.0/UDP a.test;x="only, quoted"', 'SIP/2.0/UDP a.test;x="only, quoted"', ""),
+])
+def test_split_top_via_splits_outside_quoted_strings(line, top, rest):
+    assert split_top_via(line) == (top, rest)
