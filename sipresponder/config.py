@@ -112,6 +112,16 @@ def _unquote(value: str) -> str | None:
     return value
 
 
+def _value(line: str, after_equals: str) -> str | None:
+    """The value of a KEY=VALUE line as the softswitch module reads it (the shared LINE grammar: an
+    end-of-line comment is not part of it); None for an unbalanced quote or text after a quoted value."""
+    match = softswitch_params.LINE.match(line)
+    tail = match.group("tail").strip() if match else ""
+    if match and (not tail or tail.startswith(softswitch_params.COMMENT)):
+        return match.group("quoted") if match.group("quote") else _unquote(match.group("plain"))
+    return _unquote(after_equals.strip())
+
+
 def parse_softswitch(
     text: str, origin: str = "softswitch.conf", strict: bool = False
 ) -> tuple[Softswitch, list[str]]:
@@ -136,7 +146,7 @@ def parse_softswitch(
         if not sep or not key:
             problems.append(f"{origin}:{number}: expected KEY=VALUE")
             continue
-        unquoted = _unquote(value.strip())
+        unquoted = _value(line, value)
         if key not in _SOFTSWITCH_KEYS:
             known = _near_miss(key)
             if known is not None:

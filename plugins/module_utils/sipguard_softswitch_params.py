@@ -54,9 +54,19 @@ PARAMS = {
         "kind": ON_OFF, "allowed": None, "unit": None, "default": "On", "name": "register_replace"},
 }  # fmt: skip
 
-# A line whose first non-blank character is this is a comment. There are no end-of-line comments: in
-# ``KEY=Off # note`` the value is ``Off # note`` (the responder refuses it for one of these keys).
+# A line whose first non-blank character is this is a comment; so is the rest of a line from a ``#``
+# after the value (``KEY=Off  # note`` sets Off). No value of these keys contains a ``#``.
 COMMENT = "#"
+
+# One KEY=VALUE line, the pieces around the value kept apart so that the module's rewrite changes
+# nothing but the value (spacing, quotes, an end-of-line comment and the line ending stay). The module
+# and the responder both read values with it. ``tail`` is what follows the value: blank, or a comment.
+LINE = re.compile(
+    r"""^(?P<head>\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*)
+        (?:(?P<quote>["'])(?P<quoted>.*?)(?P=quote)|(?P<plain>[^#\s]*(?:[ \t]+[^#\s]+)*))
+        (?P<tail>[^\r\n]*)(?P<eol>\r?\n?)$""",
+    re.VERBOSE,
+)
 
 
 class BadValue(ValueError):

@@ -152,6 +152,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_softswitch_params import (
+    LINE,
     PARAMS,
     BadValue,
     canonical_value,
@@ -160,15 +161,6 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_softsw
 # The parameters this module knows: one table with the bundled responder, which reads what this module
 # writes (module_utils/sipguard_softswitch_params.py; ranges from the VOS3000 manual, 2.1.9.07, 4.3.5.2).
 KNOWN_PARAMS = PARAMS
-
-
-# KEY=VALUE with the pieces around the value kept apart, so a rewrite changes nothing but the value.
-LINE = re.compile(
-    r"""^(?P<head>\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*)
-        (?:(?P<quote>["'])(?P<quoted>.*?)(?P=quote)|(?P<plain>[^#\s]*(?:[ \t]+[^#\s]+)*))
-        (?P<tail>[^\r\n]*)(?P<eol>\r?\n?)$""",
-    re.VERBOSE,
-)
 
 
 def canonical_params(params):

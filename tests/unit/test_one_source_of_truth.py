@@ -73,6 +73,28 @@ def test_what_the_module_writes_the_responder_reads_and_the_ranges_agree(key):
         assert getattr(soft, shared.PARAMS[key]["name"]) == shared.file_value(key, written) is not None
 
 
+@pytest.mark.parametrize("line", [
+    "SS_REPLY_UNAUTHORIZED=Off  # silent to strangers",
+    "SS_REPLY_UNAUTHORIZED = 'On'\t# LAN",
+    'SS_REPLY_UNAUTHORIZED="Off"#x',
+    "SS_AUTHENTICATION_MAX_RETRY = 6   # spaces and a trailing comment",
+    "SS_SIP_PORT=5060,5070 # two ports",
+])
+def test_the_module_and_the_responder_read_an_end_of_line_comment_alike(line):
+    # One line grammar (LINE in the shared file): the value is what the module would rewrite.
+    key = line.partition("=")[0].strip()
+    module_value = softswitch.current_values([line + "\n"])[key]
+    soft, _ = config.parse_softswitch(line + "\n")
+    assert getattr(soft, shared.PARAMS[key]["name"]) == shared.file_value(key, module_value) is not None
+
+
+@pytest.mark.parametrize("line", ['SS_REPLY_UNAUTHORIZED="Off" x', "SS_REPLY_UNAUTHORIZED=Off x",
+                                  "SS_REPLY_UNAUTHORIZED=\"Off"])
+def test_text_after_a_value_that_is_not_a_comment_is_refused(line):
+    with pytest.raises(config.ConfigError):
+        config.parse_softswitch(line + "\n")
+
+
 @pytest.mark.parametrize("key", [k for k, p in shared.PARAMS.items() if p["kind"] == shared.NUMBER])
 def test_a_number_out_of_the_tables_range_is_refused_by_both(key):
     low, high = shared.PARAMS[key]["allowed"]

@@ -67,14 +67,15 @@ def test_keys_of_a_real_vos3000_file_stay_warnings():
     assert len(warnings) == 3
 
 
-@pytest.mark.parametrize("value", ['"Off', "Off'", "'Off\"", '"', "Of", "1", "Off # public", ""])
+@pytest.mark.parametrize("value", ['"Off', "Off'", "'Off\"", '"', "Of", "1", '"Off" public', "Off public", ""])
 def test_reply_unauthorized_other_than_on_or_off_is_an_error(value):
     with pytest.raises(config.ConfigError) as caught:
         config.parse_softswitch(f"SS_REPLY_UNAUTHORIZED={value}\n")
     assert caught.value.problems[0].startswith("softswitch.conf:1: SS_REPLY_UNAUTHORIZED")
 
 
-@pytest.mark.parametrize("value", ['"Off"', "'Off'", "off", " OFF "])
+# An end-of-line comment is not part of the value: the softswitch module reads the line the same way.
+@pytest.mark.parametrize("value", ['"Off"', "'Off'", "off", " OFF ", "Off # public", '"Off"  # public'])
 def test_quoted_and_any_case_values_are_fine(value):
     assert config.parse_softswitch(f"SS_REPLY_UNAUTHORIZED={value}\n")[0].reply_unauthorized is False
 
