@@ -67,7 +67,8 @@ def test_keys_of_a_real_vos3000_file_stay_warnings():
     assert len(warnings) == 3
 
 
-@pytest.mark.parametrize("value", ['"Off', "Off'", "'Off\"", '"', "Of", "1", '"Off" public', "Off public", ""])
+@pytest.mark.parametrize("value", ['"Off', "Off'", "'Off\"", '"', "Of", "1", '"Off" public', "Off public",
+                                   ""])
 def test_reply_unauthorized_other_than_on_or_off_is_an_error(value):
     with pytest.raises(config.ConfigError) as caught:
         config.parse_softswitch(f"SS_REPLY_UNAUTHORIZED={value}\n")
