@@ -131,7 +131,7 @@ def test_kamailio_cfg_without_the_two_lines_is_refused(topo):
     target.check_output(f"rm -rf {plain} && cp -a /etc/kamailio {plain} && rm -f {plain}/sipguard*.cfg"
                         f" && cp /var/lib/sipguard-test/kamailio.cfg.debian {plain}/kamailio.cfg")
     state = (f"(cd {plain} && find . -type f -print0 | sort -z | xargs -0 sha256sum);"
-             " iptables-save -t filter | grep -v '^#'; sha256sum /etc/kamailio/*;"
+             " iptables-save -t filter | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; sha256sum /etc/kamailio/*;"
              " systemctl show -p MainPID --value kamailio")
     before = target.check_output(state)
     run = playbook(topo, "playbooks/site.yml", "-e", f"sipguard_softswitch_path={plain}/sipguard.cfg",

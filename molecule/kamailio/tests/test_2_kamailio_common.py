@@ -3,11 +3,15 @@ mol-SCENARIO-target running the responder): the audit finds each profile's expos
 leaves the rules, the ipsets and /etc/kamailio as they were before sipguard. Last: they roll back."""
 
 import json
+import re
+import subprocess
 
 import pytest
-from common_checks import BEFORE, _normalise, _ruleset
-from kamailio_targets import TARGETS, lan, playbook, wan
+from common_checks import BEFORE, _normalise, _ruleset, _sipguard_rules
+from kamailio_targets import PHONE, TARGETS, lan, playbook, wan
 from sipcheck import add_address, sip_probe, wait_for
+
+from testkit.systemd import booted
 
 PROFILES = list(TARGETS)
 
@@ -32,6 +36,21 @@ def test_audit_matches_the_profile(topo, profile, tmp_path):
                         for method, status in row["expected"][vantage].items()}, row
 
 
+def test_kamailio_and_firewall_survive_reboot(topo):
+    """After a reboot Kamailio starts with sipguard.cfg (the in-memory registrations are gone: the phone
+    registers again) and the firewall layer is back."""
+    target, phone = topo.host("mixed"), topo.host("phone")
+    rules = _sipguard_rules(target)
+    name = f"mol-{topo.name}-mixed"
+    subprocess.run(["podman", "restart", "-t", "5", name], check=True, capture_output=True)
+    assert booted(target, timeout=60), "target did not boot again"
+    assert _sipguard_rules(target) == rules
+    assert wait_for(lambda: target.service("kamailio").is_running, timeout=20)
+    stranger = add_address(phone, f"{topo.lan}.108", 24)
+    assert not sip_probe(phone, lan(topo, "mixed"), method="OPTIONS", source=stranger)["answered"]
+    assert sip_probe(phone, lan(topo, "mixed"), method="REGISTER", **PHONE)["statuses"] == [401, 200]
+
+
 def test_rollback_restores_the_host(topo):
     """playbooks/rollback.yml removes the firewall layer and sipguard's files, puts /etc/kamailio back
     as it was (names, modes, owners, bytes), and Kamailio runs on without sipguard's route."""
@@ -53,4 +72,5 @@ def test_rollback_restores_the_host(topo):
         reply = sip_probe(topo.host("phone"), lan(topo, profile), method="OPTIONS")
         assert reply["answered"], (profile, reply)
     again = playbook(topo, "playbooks/rollback.yml")
-    assert again.returncode == 0 and "changed=0" in again.stdout.split("PLAY RECAP")[-1], again.stdout[-3000:]
+    changes = re.findall(r"changed=(\d+)", again.stdout.split("PLAY RECAP")[-1])
+    assert again.returncode == 0 and changes and set(changes) == {"0"}, again.stdout[-3000:]
