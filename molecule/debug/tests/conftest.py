@@ -1,10 +1,8 @@
-"""Scenario "debug": the shared helpers in molecule/shared, and this scenario's topology."""
+"""Scenario "debug": its topology (testkit/topology.json) as the `topo` fixture.
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+molecule/shared and testkit are importable through pyproject.toml's pytest `pythonpath`.
+"""
 
 from scenario_fixtures import topo_fixture
 
-topo = topo_fixture("debug", 4)
+topo = topo_fixture("debug")

@@ -6,14 +6,13 @@ survives it."""
 
 import os
 import re
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from sipcheck import add_address, rule_packets, sip_probe, trace_lines, wait_for
 
-PROJECT = Path(__file__).resolve().parents[3]
+from testkit.ansible import ansible
+
 TTL = 90  # the playbook itself takes 30-60 s of it on a busy machine; the checks need the rest
 CONF = "/etc/sipresponder/softswitch.conf"
 WINDOW = "/var/lib/sipguard/debug/window"
@@ -57,11 +56,9 @@ def window(topo, sipguard_before):
     target = topo.host("target")
     assert all(sipguard_before.values()), "the base profile's firewall layer is not loaded"
     assert _reply_setting(target) == "Off", "the base profile (public) should be silent before the window"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "playbooks/debug.yml",
-         "-e", f"sipguard_debug_hosts=mol-{topo.name}-target", "-e", f"sipguard_debug_ttl={TTL}"],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    run = ansible("-i", os.environ["MOLECULE_INVENTORY_FILE"], "playbooks/debug.yml",
+                  "-e", f"sipguard_debug_hosts=mol-{topo.name}-target", "-e", f"sipguard_debug_ttl={TTL}",
+                  timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     return time.monotonic()
 
