@@ -71,10 +71,9 @@ def test_rollback_restores_the_host(topo):
         assert not target.file("/var/lib/sipguard/kamailio").exists
         assert wait_for(lambda t=target: t.service("kamailio").is_running, timeout=20), profile
         # Debian's own route again: it answers a LAN stranger's OPTIONS itself.
-        def answered(address=lan(topo, profile)):
-            return sip_probe(topo.host("phone"), address, method="OPTIONS")["answered"]
-
-        assert wait_for(answered, timeout=20), profile
+        address = lan(topo, profile)
+        assert wait_for(lambda a=address: sip_probe(topo.host("phone"), a, method="OPTIONS")["answered"],
+                        timeout=20), profile
     again = playbook(topo, "playbooks/rollback.yml")
     changes = re.findall(r"changed=(\d+)", again.stdout.split("PLAY RECAP")[-1])
     assert again.returncode == 0 and changes and set(changes) == {"0"}, again.stdout[-3000:]
