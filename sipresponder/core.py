@@ -130,6 +130,9 @@ class Core:
         # source: classified once, by address; an account network counts only for a REGISTER,
         # which the first bytes tell before any parsing.
         register = data.startswith(b"REGISTER")
+        if not register and data.startswith((b"\r", b"\n")):
+            # CRLFs before the request line are ignored (RFC 3261 7.5): the method is what follows.
+            register = data.lstrip(b"\r\n").startswith(b"REGISTER")
         kind = kind or self.classifier.source_kind(address, register)
         if kind == policy.UNKNOWN and not self.reply_unauthorized:
             # Off mode: a stranger costs a few set look-ups and no parsing.
@@ -156,8 +159,8 @@ class Core:
         except ParseError as error:
             return self._bad_request(error, kind, address, port, transport, now)
         if (request.method == "REGISTER") is not register:
-            # The first bytes were not the method (a CRLF before the request line, a method such
-            # as "REGISTERX"): whether an account network counts follows the parsed method.
+            # The first bytes were not the method (a method such as "REGISTERX"): whether an
+            # account network counts follows the parsed method.
             kind = self.classifier.source_kind(address, not register)
         return self._answer(request, kind, data, address, port, transport, now)
 

@@ -202,6 +202,7 @@ def _parse_headers(lines: list[str]) -> tuple[dict[str, list[str]], bool]:
 
 def parse_request(data: bytes, datagram: bool = True) -> Request:
     """Parse one request. Raises NotARequest for responses/keep-alives, ParseError otherwise."""
+    data = data.lstrip(b"\r\n")  # CRLFs before the request line are ignored (RFC 3261 7.5)
     parts = split_head(data)
     if parts is None:
         if not data.strip():

@@ -94,6 +94,17 @@ def test_in_off_mode_a_missing_account_on_the_lan_gets_the_same_challenge():
     assert untagged(real, b"1001") == untagged(fake, b"7777")
 
 
+@pytest.mark.parametrize("mode", ["On", "Off"])
+@pytest.mark.parametrize("prefix", [b"\r\n", b"\r\n\r\n", b"\n"])
+def test_a_crlf_before_a_lan_register_changes_nothing(mode, prefix):
+    # RFC 3261 7.5: CRLFs before a request line are ignored. The LAN's REGISTER is challenged in both
+    # modes, with or without them (Off mode used to drop it unparsed, as if it were no REGISTER).
+    c = core(f"SS_REPLY_UNAUTHORIZED={mode}")
+    assert status(c.handle(prefix + sip("REGISTER", "1001"), LAN, 5060, "udp", NOW)) == 401
+    # And a stranger's other requests stay where the table puts them.
+    assert status(c.handle(prefix + sip("OPTIONS"), LAN, 5060, "udp", NOW)) == (403 if mode == "On" else None)
+
+
 @pytest.mark.parametrize("algorithm", ["SHA-256", "MD5"])
 def test_account_registers_with_digest_and_becomes_recognised(algorithm):
     c = core("SS_REPLY_UNAUTHORIZED=Off")
