@@ -51,6 +51,8 @@ class Pbx:
         return f"{self.name} ({self.profile})"
 
 
-@pytest.fixture(params=sorted(PBXS), scope="session")
+# Module scope: pytest groups the tests of a parametrised fixture by parameter within its scope, and a
+# session-wide grouping would move test_3_pbx.py's reboots and rollbacks before test_2_common.py.
+@pytest.fixture(params=sorted(PBXS), scope="module")
 def pbx(request, topo) -> Pbx:
     return Pbx(topo, request.param)
