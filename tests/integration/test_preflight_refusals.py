@@ -16,6 +16,9 @@ from podman_targets import ct, recap, run_playbook, sh, targets
 
 # Stands in for a CentOS 7 host's python2.7: answers the probe the way that interpreter would.
 FAKE_PYTHON = "/opt/fake/python2.7"
+# The image's real python3 with tomllib and toml shadowed (PYTHONPATH precedes the standard library):
+# a Python 3.9/3.10 host without python3-toml, as the responder's check meets it.
+NO_TOML_PYTHON = "/opt/fake/python3-without-toml"
 pytestmark = pytest.mark.slow
 
 
@@ -32,6 +35,10 @@ def hosts():
     with targets([f"sgpf{tag}-plain", f"sgpf{tag}-noipset"], "preflight") as (plain, no_ipset):
         ct(plain, "sh", "-c", f"mkdir -p {Path(FAKE_PYTHON).parent} && printf '#!/bin/sh\\necho 2.7.18\\n' > "
            f"{FAKE_PYTHON} && chmod 0755 {FAKE_PYTHON}")
+        ct(plain, "sh", "-c", "mkdir -p /opt/fake/shadow && for m in tomllib toml; do "
+           "echo 'raise ImportError(\"shadowed by the test\")' > /opt/fake/shadow/$m.py; done && "
+           "printf '#!/bin/sh\\nPYTHONPATH=/opt/fake/shadow exec /usr/bin/python3 \"$@\"\\n'"
+           f" > {NO_TOML_PYTHON} && chmod 0755 {NO_TOML_PYTHON}")
         ct(no_ipset, "sh", "-c", 'rm -f "$(command -v ipset)"')
         yield plain, no_ipset
 
@@ -57,6 +64,10 @@ def test_each_unmanageable_host_is_refused_and_nothing_changes(hosts, tmp_path, 
         "vos-elsewhere": {"ansible_host": plain, "sipguard_softswitch": "vos3000",
                           "sipguard_softswitch_path": "/opt/vos3000/etc/softswitch.conf"},
         "no-ipset": {"ansible_host": no_ipset, "sipguard_softswitch": "sipresponder"},
+        "responder-without-toml": {"ansible_host": plain, "sipguard_softswitch": "sipresponder",
+                                   "sipguard_responder_python": NO_TOML_PYTHON},
+        "responder-python-missing": {"ansible_host": plain, "sipguard_softswitch": "sipresponder",
+                                     "sipguard_responder_python": "/usr/bin/python3.99"},
     }, {"sipguard_profile": "public"}, *(["--check", "--diff"] if check_mode else []))
     out = result.stdout + result.stderr
     assert result.returncode != 0
@@ -80,10 +91,17 @@ def test_each_unmanageable_host_is_refused_and_nothing_changes(hosts, tmp_path, 
     message = refusal(out, "no-ipset")
     assert message.startswith("no-ipset: ipset not found") and "apt-get install iptables ipset" in message
 
+    message = refusal(out, "responder-without-toml")
+    assert f"sipguard_responder_python {NO_TOML_PYTHON} is Python 3." in message
+    assert "without tomllib or toml" in message and "apt-get install python3-toml" in message
+    message = refusal(out, "responder-python-missing")
+    assert "sipguard_responder_python /usr/bin/python3.99 cannot be run" in message
+    assert "set sipguard_responder_python to the host's Python 3.9+" in message
+
     # Every host stopped in the first play: the second never started.
     assert "Harden the SIP fleet" not in out
     for host in ("no-softswitch", "unknown-softswitch", "old-python", "vos-without-conf", "vos-elsewhere",
-                 "no-ipset"):
+                 "no-ipset", "responder-without-toml", "responder-python-missing"):
         counts = recap(out, host)
         assert counts["changed"] == 0 and counts["failed"] == 1, (host, counts)
     after = {name: changes(name) for name in hosts}
