@@ -24,13 +24,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 from dataclasses import dataclass
 
 from sipresponder.config import Account
 from sipresponder.limits import BoundedTable
-
-HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+from sipresponder.sip_codec import auth_params as parse_params
+from sipresponder.sip_codec import digest_hex as hexdigest
+from sipresponder.sip_codec import digest_response
 
 OK, STALE, REPLAY, FAIL = "ok", "stale", "replay", "fail"
 FOREIGN = "foreign"  # not a nonce we issued to this address: forged, malformed, or another address's
@@ -50,27 +50,6 @@ def _tag() -> str:
 
 # A forked helper must not hand out the tags its parent still holds.
 os.register_at_fork(after_in_child=_TAGS.clear)
-
-
-def hexdigest(algorithm: str, text: str) -> str:
-    return HASHES[algorithm](text.encode("utf-8")).hexdigest()
-
-
-# One auth-param: key = "quoted \"string\"" or key = token (RFC 7616 §3.4 / RFC 7230 quoted-string).
-_PARAM = re.compile(r'([^\s=,]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
-_ESCAPE = re.compile(r"\\(.)")
-
-
-def parse_params(value: str) -> dict[str, str]:
-    """Parse `Digest a="x", b=y` into {"a": "x", "b": "y"} (keys lower-case); {} if not Digest."""
-    scheme, _, rest = value.strip().partition(" ")
-    if scheme.lower() != "digest":
-        return {}
-    params: dict[str, str] = {}
-    for key, quoted, token in _PARAM.findall(rest):
-        text = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
-        params[key.lower()] = text or token
-    return params
 
 
 @dataclass
@@ -114,8 +93,7 @@ def ha1(account: Account, realm: str, algorithm: str) -> str | None:
 
 
 def expected_response(ha1_hex: str, algorithm: str, method: str, creds: Credentials) -> str:
-    ha2 = hexdigest(algorithm, f"{method}:{creds.uri}")
-    return hexdigest(algorithm, f"{ha1_hex}:{creds.nonce}:{creds.nc}:{creds.cnonce}:auth:{ha2}")
+    return digest_response(algorithm, ha1_hex, creds.nonce, method, creds.uri, creds.nc, creds.cnonce)
 
 
 class Authenticator:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 import zlib
 
-# RFC 3261 §7.3.3 compact forms, plus the common extension ones.
-COMPACT = {
-    "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
-    "c": "content-type", "k": "supported", "e": "content-encoding", "s": "subject", "o": "event",
-}  # fmt: skip
+from sipresponder import sip_codec
+
+# RFC 3261 §7.3.3 compact forms (one table, the codec's).
+COMPACT = sip_codec.COMPACT_HEADERS
 REQUIRED = ("via", "from", "to", "call-id", "cseq")
 URI_SCHEMES = ("sip", "sips", "tel")
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z").match

@@ -24,6 +24,7 @@ from sipresponder.blocker import Blocker
 from sipresponder.control import Control
 from sipresponder.core import Core
 from sipresponder.listen import open_listener
+from sipresponder.sip_codec import frame
 from sipresponder.trace import Trace
 from sipresponder.workers import Pool
 
@@ -70,29 +71,6 @@ class Connection:
         self.last = now
         self.spoken = False  # a complete message has arrived
         self.closing = False  # closes once its answer is out
-
-
-def _frame(buffer: bytes, limit: int) -> tuple[bytes | None, bytes, bool]:
-    """Cut one message off a TCP stream: (message or None, rest, too_big)."""
-    buffer = buffer.lstrip(b"\r\n")  # CRLF keep-alives between messages (RFC 5626 §3.5.1)
-    end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        return None, buffer, len(buffer) > limit
-    length = 0
-    for line in buffer[:end].split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() in (b"content-length", b"l"):
-            value = value.strip()
-            if not value.isdigit():
-                return None, buffer, True  # unframeable: the connection cannot be trusted any more
-            length = int(value)
-            break
-    total = end + 4 + length
-    if total > limit:
-        return None, buffer, True
-    if len(buffer) < total:
-        return None, buffer, False
-    return buffer[:total], buffer[total:], False
 
 
 class Server:
@@ -356,7 +334,7 @@ class Server:
         while conn.sock in self.connections and not conn.closing:
             if conn.spoken and conn.inbuf.startswith(b"\r\n\r\n"):
                 conn.last = now  # an RFC 5626 keep-alive keeps a connection that has spoken
-            message, conn.inbuf, too_big = _frame(conn.inbuf, limit)
+            message, conn.inbuf, too_big = frame(conn.inbuf, limit)
             if too_big:
                 self.core.stats.counts["dropped_oversize"] += 1
                 self.close(conn)

@@ -186,11 +186,11 @@ from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_ip imp
 from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_sip import (
     METHODS,
     build_follow_up,
-    build_request,
+    frame,
     host_for_uri,
     new_token,
     parse_response,
-    split_message,
+    probe_request,
 )
 
 ARGUMENT_SPEC = {
@@ -207,6 +207,7 @@ ARGUMENT_SPEC = {
     "attempts": {"type": "int", "default": 1},
 }
 MAX_LINES = 40
+MAX_MESSAGE = 65536  # bytes; a TCP stream that frames nothing within this is not SIP
 
 # This module runs on the target's Python (2.7, 3.6+). Python 2 has no ConnectionRefusedError and no
 # time.monotonic; a socket's timeout is socket.timeout everywhere (TimeoutError only from 3.10), and
@@ -288,7 +289,7 @@ class Exchange(object):
 
     def build(self, sock):
         local_address, local_port = sock.getsockname()[:2]
-        self.request = build_request(
+        self.request = probe_request(
             self.params["method"],
             host=self.params["host"].strip("[]"),
             port=self.params["port"],
@@ -392,14 +393,21 @@ def probe_tcp(sock, sockaddr, exchange, result):
         if not data:
             result["tcp_closed"] = not exchange.responses
             return
-        buffer += data
-        while True:
-            parts = split_message(buffer)
-            if parts is None:
-                break
-            message, buffer = parts
-            if exchange.record(message):
-                return
+        buffer, done = _take_messages(buffer + data, exchange)
+        if done:
+            return
+
+
+def _take_messages(buffer, exchange):
+    """Record every whole message at the front of a TCP stream: (the rest, whether to stop reading)."""
+    while True:
+        message, buffer, broken = frame(buffer, MAX_MESSAGE)
+        if broken:
+            return buffer, True  # larger than any SIP message, or unframeable: what came before stands
+        if message is None:
+            return buffer, False
+        if exchange.record(message):
+            return buffer, True
 
 
 def run_probe(params):

@@ -8,9 +8,9 @@ import time
 
 import pytest
 from ansible_collections.sipguard.hardening.plugins.module_utils.sipguard_sip import (
-    build_request,
+    frame,
     parse_response,
-    split_message,
+    probe_request,
 )
 
 
@@ -240,7 +240,7 @@ def test_runs_through_ansible_with_its_module_utils(adhoc_module, responder):
 
 
 def test_request_is_well_formed():
-    data = build_request(
+    data = probe_request(
         "REGISTER",
         host="2001:2::10",
         port=5060,
@@ -258,7 +258,7 @@ def test_request_is_well_formed():
     assert request["uri"] == "sip:[2001:2::10]:5060"
     assert request["headers"]["via"] == "SIP/2.0/TCP [2001:2::20]:5070;branch=z9hG4bKb1;rport"
     assert request["headers"]["to"] == "<sip:200@[2001:2::10]>"  # REGISTER: To is the From user
-    assert split_message(data) == (data, b"")
+    assert frame(data, 65536) == (data, b"", False)
 
 
 def test_parse_response_understands_compact_headers_and_rejects_requests():
@@ -269,10 +269,12 @@ def test_parse_response_understands_compact_headers_and_rejects_requests():
     assert parse_response(b"") is None
 
 
-def test_split_message_waits_for_the_whole_body():
+def test_frame_waits_for_the_whole_body_and_refuses_what_cannot_be_framed():
     message = b"SIP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nbody"
-    assert split_message(message[:-1]) is None
-    assert split_message(message + b"SIP/2.0") == (message, b"SIP/2.0")
+    assert frame(message[:-1], 65536) == (None, message[:-1], False)
+    assert frame(b"\r\n\r\n" + message + b"SIP/2.0", 65536) == (message, b"SIP/2.0", False)  # keep-alives
+    assert frame(message, 40)[2] is True  # longer than the limit
+    assert frame(b"SIP/2.0 200 OK\r\nl: four\r\n\r\n", 65536)[2] is True  # compact, not a number
 
 
 def test_probes_in_check_mode_too(run_module, responder):

@@ -9,7 +9,7 @@ from resp_unit_helpers import make_config, sip
 
 from sipresponder.core import Core
 from sipresponder.message import NotARequest, ParseError, parse_request, quick_parse
-from sipresponder.server import _frame
+from sipresponder.sip_codec import frame
 
 SEEDS = [
     sip("OPTIONS"),
@@ -87,7 +87,7 @@ def test_on_mode_answers_only_with_sip_responses(data, source):
 @FUZZ
 @given(st.binary(max_size=3000), st.integers(100, 2048))
 def test_tcp_framing_always_makes_progress_or_waits(stream, limit):
-    message, rest, too_big = _frame(stream, limit)
+    message, rest, too_big = frame(stream, limit)
     if message is not None:
         assert len(rest) < len(stream) and len(message) <= limit
     assert not (message is not None and too_big)

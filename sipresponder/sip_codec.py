@@ -1,0 +1,1 @@
+../plugins/module_utils/sipguard_sip.py
