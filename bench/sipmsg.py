@@ -1,17 +1,23 @@
-"""SIP request templates and reply parsing for the benchmark's load generators.
+"""SIP request templates and reply reading for the benchmark's load generators.
 
-Everything here is pure (bytes in, bytes out) so it can be unit-tested. The load
-generators format a template once per request with a counter, which keeps every
-Via branch and Call-ID unique (a server that caches transactions must not get a
-free ride) at the cost of one bytes `%` per packet.
+The requests are built by sipguard's one SIP codec (sipresponder/sip_codec.py); what is here is the
+benchmark's own part: a request turned into a template with `%d` slots, which the load generators
+format once per request with a counter. That keeps every Via branch and Call-ID unique (a server that
+caches transactions must not get a free ride) at the cost of one bytes `%` per packet. The reply
+readers are single regular expressions, because they run once per reply at full load.
 """
 
-import hashlib
 import re
+
+from sipresponder import sip_codec
 
 # A scanner-style User-Agent that is *not* on any scanner block list: the bench
 # measures the decision rule (unknown source), not User-Agent filtering.
 USER_AGENT = "sipguard-bench/1"
+_SLOT = "\x00slot\x00"  # stands where a `%d` goes until the request has been escaped for `%`
+
+# Client side of Digest: the codec's (HA1 and the fixed parameters computed once per challenge).
+DigestAnswer = sip_codec.DigestClient
 
 
 def request_template(
@@ -22,21 +28,21 @@ def request_template(
     `server` and `client` are "host:port". Format it with `(n, n, cseq)`.
     """
     host = server.rsplit(":", 1)[0]
-    uri = f"sip:{server}" if method == "REGISTER" else f"sip:{user}@{server}"
-    lines = [
-        f"{method} {uri} SIP/2.0",
-        f"Via: SIP/2.0/UDP {client};branch=z9hG4bK-b{lane}-%d;rport",
-        "Max-Forwards: 70",
-        f"From: <sip:{user}@{host}>;tag=bench{lane}",
-        f"To: <sip:{user}@{host}>",
-        f"Call-ID: bench-{lane}-%d",
-        f"CSeq: %d {method}",
-        f"User-Agent: {USER_AGENT}",
-    ]
-    if method == "REGISTER":
-        lines += [f"Contact: <sip:{user}-{lane}@{client}>", f"Expires: {expires}"]
-    lines.append("Content-Length: 0")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode().replace(b"%", b"%%").replace(b"%%d", b"%d")
+    register = method == "REGISTER"
+    request = sip_codec.build_request(
+        method,
+        f"sip:{server}" if register else f"sip:{user}@{server}",
+        client,
+        f"z9hG4bK-b{lane}-{_SLOT}",
+        f"sip:{user}@{host}",
+        f"bench{lane}",
+        f"bench-{lane}-{_SLOT}",
+        cseq=_SLOT,
+        contact=f"sip:{user}-{lane}@{client}" if register else None,
+        user_agent=USER_AGENT,
+        expires=expires if register else None,
+    )
+    return request.replace(b"%", b"%%").replace(_SLOT.encode(), b"%d")
 
 
 def status_code(reply: bytes) -> int:
@@ -47,8 +53,6 @@ def status_code(reply: bytes) -> int:
 
 
 _CALL_ID = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
-_CHALLENGE = re.compile(rb"^www-authenticate[ \t]*:[ \t]*digest[ \t]+(.*?)\r?$", re.IGNORECASE | re.MULTILINE)
-_PARAM = re.compile(r'(\w+)[ \t]*=[ \t]*(?:"([^"]*)"|([^,\s]+))')
 
 
 def call_id(reply: bytes) -> bytes:
@@ -57,48 +61,9 @@ def call_id(reply: bytes) -> bytes:
 
 
 def parse_challenge(reply: bytes) -> dict[str, str] | None:
-    """The parameters of the first Digest WWW-Authenticate header, keys lower-cased."""
-    match = _CHALLENGE.search(reply)
-    if not match:
-        return None
-    text = match.group(1).decode("utf-8", "replace")
-    return {key.lower(): quoted or plain for key, quoted, plain in _PARAM.findall(text)}
-
-
-def _hash(algorithm: str, text: str) -> str:
-    name = "sha256" if algorithm.upper().startswith("SHA-256") else "md5"
-    return hashlib.new(name, text.encode()).hexdigest()
-
-
-class DigestAnswer:
-    """Answers one challenge (RFC 7616, qop=auth or none) for any nonce count.
-
-    HA1, HA2 and the fixed header parameters are computed once per challenge, so a
-    client that reuses a nonce hashes only the response for each request.
-    """
-
-    def __init__(self, challenge: dict[str, str], *, user: str, password: str, method: str, uri: str):
-        self.algorithm = challenge.get("algorithm", "MD5")
-        self.nonce = challenge["nonce"]
-        self.qop = "auth" in challenge.get("qop", "").split(",")
-        self.ha1 = _hash(self.algorithm, f"{user}:{challenge['realm']}:{password}")
-        self.ha2 = _hash(self.algorithm, f"{method}:{uri}")
-        realm = challenge["realm"]
-        self.prefix = f'Digest username="{user}", realm="{realm}", nonce="{self.nonce}", uri="{uri}"'
-        self.suffix = f", algorithm={self.algorithm}"
-        if "opaque" in challenge:
-            self.suffix += f', opaque="{challenge["opaque"]}"'
-
-    def header(self, nc: int, cnonce: str) -> str:
-        """The Authorization header value for nonce count `nc`."""
-        if not self.qop:
-            response = _hash(self.algorithm, f"{self.ha1}:{self.nonce}:{self.ha2}")
-            return f'{self.prefix}, response="{response}"{self.suffix}'
-        nc_text = f"{nc:08x}"
-        response = _hash(self.algorithm, f"{self.ha1}:{self.nonce}:{nc_text}:{cnonce}:auth:{self.ha2}")
-        return (
-            f'{self.prefix}, qop=auth, nc={nc_text}, cnonce="{cnonce}", response="{response}"{self.suffix}'
-        )
+    """The parameters of the reply's first Digest challenge, keys lower-cased."""
+    found = sip_codec.challenges(reply)
+    return found[0][1] if found else None
 
 
 def with_header(request: bytes, header: str) -> bytes:

@@ -1,7 +1,7 @@
 """The SIP vantage probe: one SIP request (or a flood) sent from inside a scenario's container.
 
-testkit/vantage_probe.py (stdlib only) is piped to python3 in the vantage container through
-testinfra, so the containers need nothing but python3.
+sipguard's SIP codec and testkit/vantage_probe.py (both stdlib only) are passed to python3 in the
+vantage container through testinfra, so the containers need nothing but python3.
 """
 
 from __future__ import annotations
@@ -10,13 +10,17 @@ import json
 import shlex
 from pathlib import Path
 
-_SCRIPT = (Path(__file__).parent / "vantage_probe.py").read_text()
+_REPO = Path(__file__).resolve().parents[1]
+_FILES = ("sipresponder/sip_codec.py", "testkit/vantage_probe.py")
+# The codec first: its `from __future__` line must open the program, and the probe finds its functions
+# in the same module when `sipresponder` is not importable (see vantage_probe.py).
+PROGRAM = "\n".join((_REPO / name).read_text() for name in _FILES)
 
 
 def _in_vantage(vantage, *args) -> str:
     """Run vantage_probe.py with `args` inside the vantage container."""
     quoted = " ".join(shlex.quote(str(a)) for a in args)
-    result = vantage.run(f"python3 -c {shlex.quote(_SCRIPT)} {quoted}")
+    result = vantage.run(f"python3 -c {shlex.quote(PROGRAM)} {quoted}")
     assert result.rc == 0, f"vantage script failed: {result.stderr}"
     return result.stdout
 

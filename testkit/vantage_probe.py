@@ -4,59 +4,43 @@
     python3 vantage_probe.py flood HOST PORT COUNT SOURCE UA SECONDS
 
 `probe` sends one SIP request and prints one JSON line; with a password it
-answers a 401/407 digest challenge once (RFC 7616, qop=auth). `flood` sends at
-most COUNT OPTIONS for at most SECONDS. testkit/vantage.py passes this file's text to
-`python3 -c`, so the containers need nothing but python3.
+answers a 401/407 digest challenge once (RFC 7616). `flood` sends at most COUNT
+OPTIONS for at most SECONDS. testkit/vantage.py passes sipguard's SIP codec
+(sipresponder/sip_codec.py) followed by this file's text to `python3 -c`, so the
+containers need nothing but python3, and the messages are the codec's.
 """
 
-import hashlib
 import json
-import re
 import socket
 import sys
 import time
 import uuid
 
+try:  # in the tree
+    from sipresponder import sip_codec as codec
+except ImportError:  # in a container: the codec's text runs ahead of this file's, in the same module
+    codec = sys.modules[__name__]
+
 
 def host_port(host, port):
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{codec.host_for_uri(host)}:{port}"
 
 
 def request(method, hp, transport, user, src, ua, call_id, cseq, expires, auth="", display=""):
     tag = uuid.uuid4().hex[:8]
-    sent_by = f"[{src}]" if ":" in src else (src or "0.0.0.0")  # an IPv6 address needs brackets
-    lines = [
-        f"{method} sip:{hp} SIP/2.0",
-        f"Via: SIP/2.0/{transport.upper()} {sent_by};branch=z9hG4bK{tag};rport",
-        "Max-Forwards: 70",
-        f"From: {display + ' ' if display else ''}<sip:{user}@{hp}>;tag={tag}",
-        f"To: <sip:{user}@{hp}>",
-        f"Call-ID: {call_id}",
-        f"CSeq: {cseq} {method}",
-        f"Contact: <sip:{user}@{sent_by}>",
-        f"User-Agent: {ua}",
-    ]
-    if method == "REGISTER":
-        lines.append(f"Expires: {expires}")
-    if auth:
-        lines.append(auth)
-    return ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
+    sent_by = codec.host_for_uri(src) if src else "0.0.0.0"
+    return codec.build_request(
+        method, f"sip:{hp}", sent_by, f"z9hG4bK{tag}", f"sip:{user}@{hp}", tag, call_id, cseq,
+        transport=transport, contact=f"sip:{user}@{sent_by}", user_agent=ua,
+        expires=expires if method == "REGISTER" else None, headers=[auth] if auth else [], display=display,
+    )
 
 
-def digest_answer(header_name, challenge, method, hp, user, password):
-    params = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge))
-    algo = params.get("algorithm", "MD5")
-    hfunc = hashlib.sha256 if algo.upper().startswith("SHA-256") else hashlib.md5
-
-    def hx(text):
-        return hfunc(text.encode()).hexdigest()
-
-    uri, cnonce, nc = f"sip:{hp}", uuid.uuid4().hex[:16], "00000001"
-    ha1 = hx(f"{user}:{params['realm']}:{password}")
-    response = hx(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{hx(f'{method}:{uri}')}")
+def digest_answer(header_name, params, method, hp, user, password):
+    """The Authorization (or Proxy-Authorization) line answering one challenge, nonce count 1."""
+    answer = codec.DigestClient(params, user, password, method, f"sip:{hp}").header(1)
     name = "Proxy-Authorization" if header_name.lower().startswith("proxy") else "Authorization"
-    return (f'{name}: Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
-            f'uri="{uri}", response="{response}", algorithm={algo}, qop=auth, nc={nc}, cnonce="{cnonce}"')
+    return f"{name}: {answer}"
 
 
 def probe(host, port, transport, method, ua, timeout, user, password, src, expires, display="", call_id=""):
@@ -70,29 +54,32 @@ def probe(host, port, transport, method, ua, timeout, user, password, src, expir
         sock.bind((src, 0))
     out = {"answered": False, "statuses": []}
 
-    def exchange(data):
+    def exchange(cseq, auth=""):
+        data = request(method, hp, transport, user, src, ua, call_id, cseq, expires, auth, display)
         if kind == socket.SOCK_STREAM:
             sock.sendall(data)
         else:
             sock.sendto(data, (host, port))
         reply = sock.recv(65535)
-        if not reply:
-            raise ConnectionResetError
-        return reply.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
+        parsed = codec.parse_response(reply) if reply else None
+        if parsed is None:
+            raise ConnectionResetError  # closed, or not a SIP response: nothing answered
+        return reply, parsed
 
     try:
         if kind == socket.SOCK_STREAM:
             sock.connect((host, port))
-        head = exchange(request(method, hp, transport, user, src, ua, call_id, 1, expires, display=display))
-        out.update(answered=True, first_line=head[0])
-        out["statuses"].append(int(head[0].split()[1]))
-        out["headers"] = [h for h in head[1:] if h.split(":")[0].lower() in ("server", "user-agent")]
-        challenges = [h.split(":", 1) for h in head if h.lower().startswith(("www-auth", "proxy-auth"))]
+        reply, parsed = exchange(1)
+        lines = parsed["lines"]
+        out.update(answered=True, first_line=lines[0])
+        out["statuses"].append(parsed["status_code"])
+        out["headers"] = [h for h in lines[1:] if h.split(":")[0].lower() in ("server", "user-agent")]
+        challenges = codec.challenges(reply)
         if password and challenges:
-            name, value = challenges[0]
-            auth = digest_answer(name, value, method, hp, user, password)
-            head = exchange(request(method, hp, transport, user, src, ua, call_id, 2, expires, auth, display))
-            out["statuses"].append(int(head[0].split()[1]))
+            name, params = challenges[0]
+            auth = digest_answer(name, params, method, hp, user, password)
+            _reply, parsed = exchange(2, auth)
+            out["statuses"].append(parsed["status_code"])
     except ConnectionRefusedError:
         out["tcp_refused"] = True
     except OSError:  # timeout, reset: silence is a result

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sipresponder import sip_codec
+
 REPO = Path(__file__).resolve().parents[3]
 
 ENDPOINTS = """
@@ -141,23 +143,22 @@ def request(
     branch: str = "z9hG4bKit1",
     transport: str = "UDP",
 ) -> bytes:
-    host = f"[{source}]" if ":" in source else source
-    lines = [
-        f"{method} sip:{user}@{host} SIP/2.0",
-        f"Via: SIP/2.0/{transport} {host}:5060;branch={branch};rport",
-        "Max-Forwards: 70",
-        f"From: <sip:{user}@{host}>;tag=it",
-        f"To: <sip:{user}@{host}>",
-        f"Call-ID: {call_id}",
-        f"CSeq: {cseq} {method}",
-        "User-Agent: integration-test",
-    ]
-    if method == "REGISTER":
-        lines.append(f"Contact: <sip:{user}@{host}:5060>")
-    if headers:
-        lines.append(headers)
-    lines.append("Content-Length: 0")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    """A request from a phone at `source` (the codec's builder); `headers` adds raw header lines."""
+    host = sip_codec.host_for_uri(source)
+    return sip_codec.build_request(
+        method,
+        f"sip:{user}@{host}",
+        f"{host}:5060",
+        branch,
+        f"sip:{user}@{host}",
+        "it",
+        call_id,
+        cseq,
+        transport=transport,
+        contact=f"sip:{user}@{host}:5060" if method == "REGISTER" else None,
+        user_agent="integration-test",
+        headers=[headers] if headers else [],
+    )
 
 
 def sipp_register(port: int, workdir: Path, target: str = "127.0.0.1", transport: str = "u1"):

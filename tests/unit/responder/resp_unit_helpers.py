@@ -1,6 +1,6 @@
 """Shared helpers for the responder's unit tests: configurations and SIP requests as bytes."""
 
-from sipresponder import config
+from sipresponder import config, sip_codec
 
 ENDPOINTS = """
 lan_networks = ["198.18.10.0/24"]
@@ -46,23 +46,22 @@ def sip(
     ua: str = "unit-test",
     call_id: str = "call-1@test",
 ) -> bytes:
-    """A well-formed request; `headers` adds raw header lines (CRLF-separated, no trailing CRLF)."""
-    lines = [
-        f"{method} sip:{user}@198.18.0.1 SIP/2.0",
-        f"Via: SIP/2.0/UDP 198.18.10.5:5060;branch={branch};rport",
-        "Max-Forwards: 70",
-        f"From: <sip:{user}@198.18.0.1>;tag=abc",
-        f"To: <sip:{user}@198.18.0.1>",
-        f"Call-ID: {call_id}",
-        f"CSeq: {cseq} {method}",
-        f"User-Agent: {ua}",
-    ]
-    if method == "REGISTER":
-        lines.append(f"Contact: <sip:{user}@198.18.10.5:5060>")
-    if headers:
-        lines.append(headers)
-    lines.append(f"Content-Length: {len(body.encode())}")
-    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+    """A well-formed request from a phone at 198.18.10.5 (the codec's builder); `headers` adds raw
+    header lines (CRLF-separated, no trailing CRLF)."""
+    return sip_codec.build_request(
+        method,
+        f"sip:{user}@198.18.0.1",
+        "198.18.10.5:5060",
+        branch,
+        f"sip:{user}@198.18.0.1",
+        "abc",
+        call_id,
+        cseq,
+        contact=f"sip:{user}@198.18.10.5:5060" if method == "REGISTER" else None,
+        user_agent=ua,
+        headers=[headers] if headers else [],
+        body=body,
+    )
 
 
 def answer_challenge(
@@ -77,28 +76,5 @@ def answer_challenge(
     uri: str = "sip:198.18.0.1",
 ) -> str:
     """An Authorization header line answering the first (or the named algorithm's) challenge in a reply."""
-    import hashlib  # noqa: PLC0415 - only the tests that authenticate need it
-
-    from sipresponder.digest import parse_params  # noqa: PLC0415
-
-    text = response.decode()
-    offers = [
-        line.split(":", 1)[1].strip()
-        for line in text.split("\r\n")
-        if line.lower().startswith(("www-authenticate:", "proxy-authenticate:"))
-    ]
-    params = next(parse_params(o) for o in offers if algorithm is None or f"algorithm={algorithm}" in o)
-    algo = params["algorithm"]
-    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[algo]
-
-    def hx(s):
-        return h(s.encode()).hexdigest()
-
-    ha1 = hx(f"{user}:{params['realm']}:{password}")
-    ha2 = hx(f"{method}:{uri}")
-    count = f"{nc:08x}"
-    resp = hx(f"{ha1}:{params['nonce']}:{count}:{cnonce}:auth:{ha2}")
-    return (
-        f'Authorization: Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
-        f'uri="{uri}", response="{resp}", algorithm={algo}, qop=auth, nc={count}, cnonce="{cnonce}"'
-    )
+    params = next(p for _name, p in sip_codec.challenges(response) if algorithm in (None, p.get("algorithm")))
+    return "Authorization: " + sip_codec.DigestClient(params, user, password, method, uri).header(nc, cnonce)
