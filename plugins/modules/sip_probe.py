@@ -328,6 +328,25 @@ class Exchange(object):
         ]
 
 
+REFUSED = object()  # what _receive returns for the one socket error its caller expects
+
+
+def _receive(sock, deadline, expected_errno):
+    """One read before `deadline`: the data, None at the deadline, REFUSED for `expected_errno`."""
+    remaining = deadline - monotonic()
+    if remaining <= 0:
+        return None
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(65535)
+    except socket.timeout:
+        return None
+    except SOCKET_ERRORS as exc:
+        if not _is_errno(exc, expected_errno):
+            raise
+        return REFUSED
+
+
 def probe_udp(sock, sockaddr, exchange, result):
     sock.connect(sockaddr)  # a connected UDP socket only receives from the target and sees ICMP errors
     result["source"] = exchange.build(sock)
@@ -342,17 +361,10 @@ def probe_udp(sock, sockaddr, exchange, result):
             return
         deadline = exchange.sent_at + exchange.params["timeout"]
         while True:
-            remaining = deadline - monotonic()
-            if remaining <= 0:
+            data = _receive(sock, deadline, errno.ECONNREFUSED)
+            if data is None:
                 break
-            sock.settimeout(remaining)
-            try:
-                data = sock.recv(65535)
-            except socket.timeout:
-                break
-            except SOCKET_ERRORS as exc:
-                if not _is_errno(exc, errno.ECONNREFUSED):
-                    raise
+            if data is REFUSED:
                 result["udp_unreachable"] = True
                 return
             if exchange.record(data):
@@ -378,19 +390,10 @@ def probe_tcp(sock, sockaddr, exchange, result):
     deadline = exchange.sent_at + exchange.params["timeout"]
     buffer = b""
     while True:
-        remaining = deadline - monotonic()
-        if remaining <= 0:
+        data = _receive(sock, deadline, errno.ECONNRESET)
+        if data is None:
             return
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(65535)
-        except socket.timeout:
-            return
-        except SOCKET_ERRORS as exc:
-            if not _is_errno(exc, errno.ECONNRESET):
-                raise
-            data = b""
-        if not data:
+        if data is REFUSED or not data:  # reset, or closed by the other side
             result["tcp_closed"] = not exchange.responses
             return
         buffer, done = _take_messages(buffer + data, exchange)
