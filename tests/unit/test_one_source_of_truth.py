@@ -1,9 +1,11 @@
-"""Data written once: the SS_* parameter table and the scanner User-Agent list.
+"""Data and code written once: the SS_* parameter table, the scanner User-Agent list, the SIP codec.
 
 - The softswitch module and the responder use one SS_* table: the module's module_utils file and the
   responder's ``softswitch_params.py`` are the same file, the responder's parser and the module's checks
   are built from it, and whatever the module writes, the responder reads back as the same value.
 - The scanner list the roles use by default is the responder's default, read from one data file.
+- The SIP codec (plugins/module_utils/sipguard_sip.py) is the responder's sip_codec.py, and every part that
+  builds, frames or authenticates SIP (probe module, responder, vantage probe, benchmarks) uses it.
 """
 
 import json
@@ -12,12 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import sipmsg  # bench/ is on the test path
 import yaml
 from ansible_collections.sipguard.hardening.plugins.lookup import scanner_user_agents as scanner_lookup
+from ansible_collections.sipguard.hardening.plugins.module_utils import sipguard_sip
 from ansible_collections.sipguard.hardening.plugins.module_utils import sipguard_softswitch_params as shared
-from ansible_collections.sipguard.hardening.plugins.modules import softswitch
+from ansible_collections.sipguard.hardening.plugins.modules import sip_probe, softswitch
 
-from sipresponder import config, softswitch_params
+from sipresponder import config, digest, message, server, sip_codec, softswitch_params
+from testkit import vantage
 from testkit.ansible import ansible
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,3 +176,36 @@ def test_the_responder_role_renders_the_profiles_list():
     assert rendered.startswith("{{ sipguard_scanner_user_agents if ")
     firewall = (ROOT / "roles/sipguard_firewall/tasks/apply.yml").read_text()
     assert 'scanner_user_agents: "{{ sipguard_scanner_user_agents if ' in firewall
+
+
+# --------------------------------------------------------------------------- the SIP codec
+
+
+def test_the_responder_ships_the_probe_modules_codec():
+    link = ROOT / "sipresponder/sip_codec.py"
+    assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+    assert link.samefile(ROOT / "plugins/module_utils/sipguard_sip.py")
+
+
+def test_every_consumer_uses_the_codecs_tables_and_functions():
+    # Compact forms: the responder's parser reads the codec's table (they once disagreed, 11 against 10).
+    assert message.COMPACT is sip_codec.COMPACT_HEADERS
+    assert sip_codec.COMPACT_HEADERS == sipguard_sip.COMPACT_HEADERS
+    # One TCP framer, one Digest computation and parser for the server and every client.
+    assert server.frame is sip_codec.frame and sip_probe.frame is sipguard_sip.frame
+    assert digest.parse_params is sip_codec.auth_params and digest.hexdigest is sip_codec.digest_hex
+    assert sipmsg.DigestAnswer is sip_codec.DigestClient
+    # The vantage program carries the codec's text itself, ahead of the probe's.
+    assert vantage.PROGRAM.startswith((ROOT / "plugins/module_utils/sipguard_sip.py").read_text())
+
+
+def test_the_server_accepts_what_the_client_side_answers():
+    """The codec's client answer passes the responder's check, for both algorithms; another method fails."""
+    for algorithm in ("MD5", "SHA-256"):
+        challenge = {"realm": "sipguard", "nonce": "n1", "algorithm": algorithm, "qop": "auth"}
+        header = sip_codec.DigestClient(challenge, "1001", "pw", "REGISTER", "sip:198.18.0.1").header(3, "cn")
+        creds = digest.Credentials.from_header(header)
+        ha1 = sip_codec.digest_hex(algorithm, "1001:sipguard:pw")
+        assert creds.nc == "00000003" and creds.algorithm == algorithm
+        assert digest.expected_response(ha1, algorithm, "REGISTER", creds) == creds.response
+        assert digest.expected_response(ha1, algorithm, "INVITE", creds) != creds.response
