@@ -55,27 +55,36 @@ def test_connection_survives_converge(topo):
     assert _sipguard_rules(target), "the sipguard firewall layer is not loaded"
 
 
-def _playbook(topo, playbook: str, *extra: str) -> subprocess.CompletedProcess:
-    """Run one of the project's playbooks against this scenario's target."""
+def run_playbook(topo, playbook: str, *extra: str, target: str = "") -> subprocess.CompletedProcess:
+    """Run one of the project's playbooks against one of this scenario's hosts (its target by default)."""
+    target = target or f"mol-{topo.name}-target"
     return ansible("-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook,
-                   "--limit", f"mol-{topo.name}-target,localhost", *extra, timeout=600)
+                   "--limit", f"{target},localhost", *extra, timeout=600)
+
+
+def run_audit(topo, report_dir, *, target: str = "", wan: str = "", lan: str = "") -> dict:
+    """playbooks/audit.yml against one host from the scenario's scanner and from a stranger beside the
+    phone; it must pass. The host's one report row."""
+    target = target or f"mol-{topo.name}-target"
+    # The phone's own address holds a registration by now: probe as a stranger beside it.
+    stranger = add_address(topo.host("phone"), f"{topo.lan}.103", 24)
+    run = run_playbook(topo, "playbooks/audit.yml",
+                       "-e", f"sipguard_audit_lan_source={stranger}",
+                       "-e", f"sipguard_audit_outside_host=mol-{topo.name}-scanner",
+                       "-e", f"sipguard_audit_lan_host=mol-{topo.name}-phone",
+                       "-e", f"sipguard_audit_outside_address={wan or topo.target_wan}",
+                       "-e", f"sipguard_audit_lan_address={lan or topo.target_lan}",
+                       "-e", f"sipguard_audit_report_dir={report_dir}", target=target)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    (row,) = json.loads((report_dir / "audit.json").read_text())
+    assert row["host"] == target and row["passed"] and not row["problems"], row
+    return row
 
 
 def test_audit_matches_the_profile(topo, tmp_path):
     """playbooks/audit.yml, from the scenario's scanner and phone, finds the exposure
     the profile table promises (and would exit non-zero otherwise)."""
-    # The phone's own address holds a registration by now: probe as a stranger beside it.
-    stranger = add_address(topo.host("phone"), f"{topo.lan}.103", 24)
-    run = _playbook(topo, "playbooks/audit.yml",
-                    "-e", f"sipguard_audit_lan_source={stranger}",
-                    "-e", f"sipguard_audit_outside_host=mol-{topo.name}-scanner",
-                    "-e", f"sipguard_audit_lan_host=mol-{topo.name}-phone",
-                    "-e", f"sipguard_audit_outside_address={topo.target_wan}",
-                    "-e", f"sipguard_audit_lan_address={topo.target_lan}",
-                    "-e", f"sipguard_audit_report_dir={tmp_path}")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    (row,) = json.loads((tmp_path / "audit.json").read_text())
-    assert row["host"] == f"mol-{topo.name}-target" and row["passed"] and not row["problems"], row
+    row = run_audit(topo, tmp_path)
     for vantage in ("outside", "lan"):
         for method, status in row["expected"][vantage].items():
             assert set(row["observed"][vantage][method].values()) == {status}, (vantage, method, row)
@@ -101,7 +110,7 @@ def test_firewall_and_responder_survive_reboot(topo):
 def test_rollback_restores_the_host(topo):
     """playbooks/rollback.yml leaves rules and softswitch parameters as before sipguard."""
     target = topo.host("target")
-    run = _playbook(topo, "playbooks/rollback.yml")
+    run = run_playbook(topo, "playbooks/rollback.yml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     for tool in ("iptables-save", "ip6tables-save"):
         assert _ruleset(target, tool) == _normalise(target.check_output(f"cat {BEFORE}/{tool}.txt")), tool

@@ -5,39 +5,20 @@ softswitch.conf (molecule/shared/common_checks.py).
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 
-from common_checks import BEFORE, _normalise, _ruleset, _sipguard_rules
-from sipcheck import add_address, sip_probe, wait_for
+from common_checks import BEFORE, _normalise, _ruleset, _sipguard_rules, run_audit, run_playbook
+from sipcheck import sip_probe, wait_for
 
-from testkit.ansible import ansible
 from testkit.systemd import booted
 
 PHONE = {"user": "1001", "password": "lab-phone-secret"}
 
 
-def _limit(topo, pbx, playbook: str, *extra: str) -> subprocess.CompletedProcess:
-    """common_checks._playbook for one of the two PBXs."""
-    return ansible("-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook,
-                   "--limit", f"{pbx.name},localhost", *extra, timeout=600)
-
-
 def test_audit_matches_the_backend_table(topo, pbx, tmp_path):
     """playbooks/audit.yml passes on each PBX, and what it saw is the backend table's row."""
-    stranger = add_address(topo.host("phone"), f"{topo.lan}.103", 24)
-    run = _limit(topo, pbx, "playbooks/audit.yml",
-                 "-e", f"sipguard_audit_lan_source={stranger}",
-                 "-e", f"sipguard_audit_outside_host=mol-{topo.name}-scanner",
-                 "-e", f"sipguard_audit_lan_host=mol-{topo.name}-phone",
-                 "-e", f"sipguard_audit_outside_address={pbx.wan}",
-                 "-e", f"sipguard_audit_lan_address={pbx.lan}",
-                 "-e", f"sipguard_audit_report_dir={tmp_path}")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    (row,) = json.loads((tmp_path / "audit.json").read_text())
-    assert row["passed"] and not row["problems"], row
+    row = run_audit(topo, tmp_path, target=pbx.name, wan=pbx.wan, lan=pbx.lan)
     assert row["expected"] == pbx.expected["audit"], row
     assert row["reply_unauthorized"] == pbx.expected["reply_unauthorized"] == "On", row
 
@@ -61,7 +42,7 @@ def _etc_asterisk(host) -> str:
 
 
 def test_rollback_restores_etc_asterisk_byte_for_byte(topo, pbx):
-    run = _limit(topo, pbx, "playbooks/rollback.yml")
+    run = run_playbook(topo, "playbooks/rollback.yml", target=pbx.name)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert _etc_asterisk(pbx.host) == pbx.host.check_output(f"cat {BEFORE}/asterisk.sha256")
     stat = pbx.host.check_output("cd /etc/asterisk && find . -printf '%p %u:%g %m\\n' | sort")
@@ -75,7 +56,7 @@ def test_rollback_restores_etc_asterisk_byte_for_byte(topo, pbx):
 
 
 def test_a_second_rollback_changes_nothing(topo, pbx):
-    run = _limit(topo, pbx, "playbooks/rollback.yml")
+    run = run_playbook(topo, "playbooks/rollback.yml", target=pbx.name)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     plain = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)  # Molecule's environment may force colour
     recap = re.search(rf"^{pbx.name}\s+: ok=\d+\s+changed=(\d+)\s", plain, flags=re.MULTILINE)
