@@ -16,7 +16,9 @@ and the targets' CPU (their cgroups) apart. Containers and the network are remov
 """
 
 import argparse
+import configparser
 import hashlib
+import io
 import json
 import math
 import os
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from procstats import parse_cpu_ticks
 
+from testkit.ansible import ANSIBLE_CFG as testkit_config_path
 from testkit.ansible import ansible
 from testkit.systemd import BOOTED, wait_for_systemd
 from testkit.topology import topology
@@ -145,6 +148,27 @@ def inventory(names, connection, key=None, control_dir=None):
     else:
         common["ansible_connection"] = "containers.podman.podman"
     return {"all": {"vars": common, "children": {"targets": {"hosts": hosts}}}}
+
+
+def bench_config(text: str, repo: Path, poll_interval: float) -> str:
+    """The repository's ansible.cfg for a run from a temporary directory: its relative paths made absolute
+    (Ansible resolves them against the file's own directory), and the controller's internal poll interval.
+
+    ansible-playbook's main process sleeps that long between looks at its workers' results; the default,
+    1 ms, wakes it a thousand times a second for the whole run, which costs controller CPU for every host.
+    The setting has no environment variable, hence a file.
+    """
+    config = configparser.ConfigParser(interpolation=None)
+    config.read_string(text)
+    defaults = config["defaults"]
+    for key in ("collections_path", "inventory", "roles_path"):
+        if key in defaults:
+            parts = [p if p.startswith(("/", "~")) else str(repo / p) for p in defaults[key].split(":")]
+            defaults[key] = ":".join(parts)
+    defaults["internal_poll_interval"] = str(poll_interval)
+    out = io.StringIO()
+    config.write(out)
+    return out.getvalue()
 
 
 def wrapper_script(real: str, log: Path) -> str:
@@ -265,6 +289,7 @@ class Bench:
     forks: int
     strategy: str
     responder_src: Path
+    poll_interval: float = 0.001
     files: list = field(default_factory=list)  # the targets' cgroup accounting files
 
     @property
@@ -274,7 +299,10 @@ class Bench:
     def site(self, label, names) -> Run:
         inv, log, counts = self.tmp / "hosts.yml", self.tmp / "commands.log", self.tmp / "counts.json"
         log.write_text("")
+        config = self.tmp / "ansible.cfg"
+        config.write_text(bench_config(testkit_config_path.read_text(), REPO, self.poll_interval))
         env = {
+            "ANSIBLE_CONFIG": str(config),
             "PATH": f"{self.tmp / 'bin'}:{os.environ['PATH']}",
             "ANSIBLE_CALLBACK_PLUGINS": str(HERE / "callback_plugins"),
             "ANSIBLE_CALLBACKS_ENABLED": "fleet_counts",
@@ -419,13 +447,19 @@ def row(run) -> tuple:
             f"{run.targets_cpu:.1f}")  # fmt: skip
 
 
-def table(runs, connection, forks, strategy) -> str:
+def table(runs, title) -> str:
     widths = [max(len(h), 5) for h in COLUMNS]
-    lines = [f"site.yml over {connection}, forks={forks}, strategy={strategy}, {os.cpu_count()} CPUs",
+    lines = [title,
              "per host: tasks run, tasks that ran a module on the host, connection commands (round trips)",
              "  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths, strict=True))]  # fmt: skip
     lines += ["  ".join(str(c).rjust(w) for c, w in zip(row(run), widths, strict=True)) for run in runs]
     return "\n".join(lines)
+
+
+def title(args) -> str:
+    return (f"site.yml over {args.connection}, forks={args.forks}, strategy={args.strategy},"
+            f" internal_poll_interval={args.poll_interval}, {os.cpu_count()} CPUs,"
+            f" load {os.getloadavg()[0]:.1f} at the end")  # fmt: skip
 
 
 def ratios(runs) -> str:
@@ -518,6 +552,7 @@ def main():
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--strategy", default="linear", choices=["linear", "free", "host_pinned"])
     parser.add_argument("--connection", default="ssh", choices=sorted(CONNECTIONS))
+    parser.add_argument("--poll-interval", type=float, default=0.001, help="internal_poll_interval, s")
     parser.add_argument("--no-drift", action="store_true", help="skip the drift run")
     parser.add_argument("--json", type=Path, help="also write every run's numbers here")
     parser.add_argument("--keep", action="store_true", help="leave the last fleet running")
@@ -534,7 +569,7 @@ def main():
         key = tmp / "id_ed25519"  # this run's key: the hosts accept nothing else
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sipguard-bench", "-f", key)
         image = ensure_bench_image()
-        bench = Bench(tmp, args.connection, args.forks, args.strategy, responder_src)
+        bench = Bench(tmp, args.connection, args.forks, args.strategy, responder_src, args.poll_interval)
         bench.control_dir.mkdir()
         install_wrappers(args.connection, tmp / "bin", tmp / "commands.log")
         try:
@@ -546,10 +581,11 @@ def main():
                 sh("podman", "network", "rm", NETWORK, check=False)
     if args.json:
         args.json.write_text(json.dumps([run.__dict__ for run in runs], indent=1))
-    print(f"\n{table(runs, args.connection, args.forks, args.strategy)}\n\n{ratios(runs)}\n")
+    print(f"\n{table(runs, title(args))}\n\n{ratios(runs)}\n")
     print(f"projection (not measured), from the controller CPU above:\n{projections(runs)}\n")
     print(f"reproduce: .venv/bin/python bench/fleet_site.py --sizes {' '.join(map(str, args.sizes))}"
-          f" --forks {args.forks} --strategy {args.strategy} --connection {args.connection}")  # fmt: skip
+          f" --forks {args.forks} --strategy {args.strategy} --connection {args.connection}"
+          f" --poll-interval {args.poll_interval}")  # fmt: skip
     if failures:
         sys.exit("fleet_site: " + "\n".join(failures))
 

@@ -1,6 +1,7 @@
 """The fleet benchmark's pure parts (bench/fleet_site.py, bench/fleet/callback_plugins/fleet_counts.py):
 inventory and ssh options, the command count, cgroup accounting, the drift, the fit and the projection."""
 
+import configparser
 import importlib.util
 import ipaddress
 import json
@@ -270,7 +271,7 @@ def test_ratios_and_table():
     lines = fs.ratios(runs).splitlines()
     assert lines[1].split() == ["1", "0.50", "1.00", "1.00"]
     assert lines[2].split() == ["5", "0.30", "2.50", "1.50"]
-    rows = fs.table(runs, "ssh", 20, "linear").splitlines()[3:]
+    rows = fs.table(runs, "title").splitlines()[3:]
     assert rows[0].split() == ["1", "first", "40.0", "20", "10.0", "10.00", "70", "30", "50", "1.0"]
     assert rows[3].split()[:6] == ["5", "re-run", "30.0", "0", "20.0", "4.00"]
 
@@ -280,3 +281,21 @@ def test_projections_use_the_fit_of_each_run_kind():
     text = fs.projections(runs, forks=50)
     assert "re-run: controller CPU = 5.0 s + 1.50 s * hosts" in text
     assert "  100 hosts: CPU 3 min; wall 1.3 min on 2 cores, 0.7 min on 8 cores" in text
+
+
+def test_bench_config_keeps_the_repository_settings_from_another_directory(tmp_path):
+    text = (REPO / "ansible.cfg").read_text()
+    out = fs.bench_config(text, Path("/repo"), 0.02)
+    config = configparser.ConfigParser(interpolation=None)
+    config.read_string(out)
+    paths = config["defaults"]["collections_path"].split(":")
+    assert paths[0] == "/repo/.ansible/collections"
+    assert paths[1:] == ["~/.ansible/collections", "/usr/share/ansible/collections"]
+    assert config["defaults"]["internal_poll_interval"] == "0.02"
+    assert config["ssh_connection"]["pipelining"] == "true"
+    # Everything else as the repository has it.
+    original = configparser.ConfigParser(interpolation=None)
+    original.read_string(text)
+    for key, value in original["defaults"].items():
+        if key not in ("collections_path", "inventory"):
+            assert config["defaults"][key] == value
