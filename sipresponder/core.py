@@ -89,6 +89,9 @@ class Core:
         self.classifier = Classifier(self.registrar.sources, self.suspensions)
         self.started = now
         self.trace_on = settings.trace_enabled
+        # Per-account facts other processes must learn (peers.py): ("afail", name, now) and
+        # ("trust", name, sources). None when this process is alone.
+        self.shared: list | None = None
         self.apply(config)
 
     def apply(self, config: Config) -> None:
@@ -328,6 +331,8 @@ class Core:
             self._fail(address, now, out)
             if not trusted:
                 self.account_guard.fail(name, now)
+                if self.shared is not None:
+                    self.shared.append(("afail", name, now))
         return None
 
     def _trusted_for(self, name: str, address: str, now: float) -> bool:
@@ -347,6 +352,8 @@ class Core:
         known = self.trusted.get(name, ())
         if known[:1] != (address,):
             self.trusted[name] = (address, *(a for a in known if a != address))[:4]
+            if self.shared is not None:
+                self.shared.append(("trust", name, self.trusted[name]))
 
     def _register(self, request: Request, address: str, port: int, now: float):
         out: list = []

@@ -35,6 +35,9 @@ class Registrar:
         self.bindings: dict[str, list[Binding]] = {}
         self.sources: dict[str, int] = {}  # source address -> live bindings from it
         self.version = 0  # bumped on every change, so watchers can skip comparing
+        # Accounts changed by a REGISTER since the transport last looked (peers.py shares them with the
+        # other processes); None when nobody looks. Expiry is left out: every process expires alike.
+        self.changed: set[str] | None = None
 
     def configure(self, replace: bool, max_expires: int) -> None:
         self.replace = replace
@@ -53,6 +56,10 @@ class Registrar:
             for binding in bindings:
                 self.sources[binding.source] = self.sources.get(binding.source, 0) + 1
 
+    def adopt(self, user: str, bindings: list[Binding]) -> None:
+        """Take another process's bindings of `user` as they are (not recorded in `changed`)."""
+        self._set(user, bindings)
+
     def lookup(self, user: str, now: float) -> list[Binding]:
         return [b for b in self.bindings.get(user, []) if b.expires_at > now]
 
@@ -61,6 +68,8 @@ class Registrar:
         current = self.lookup(user, now)
         if wildcard:
             self._set(user, [])
+            if self.changed is not None:
+                self.changed.add(user)
             return []
         if not contacts:  # a query: RFC 3261 §10.2.3
             return current
@@ -76,6 +85,8 @@ class Registrar:
                 kept = []
             kept.append(Binding(uri, source, now + min(expires, self.max_expires)))
         self._set(user, kept)
+        if self.changed is not None:
+            self.changed.add(user)
         return kept
 
     def expire(self, now: float) -> int:

@@ -6,6 +6,10 @@ Content-Length, capped in number, size and idle time. Everything the core decide
 back as actions (see core.py), carried out here. The control socket and the Prometheus
 endpoint are control.py, the helper processes workers.py; each sees the server only through
 a small interface (ControlHost, PoolHost) that Server implements.
+
+With `--workers N` the server is one of N peers (peers.py) when the kernel steers by source
+address (steering.py); each peer runs this same loop over its own socket of every endpoint.
+Where steering is refused, the main process runs helpers (workers.py) instead.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 
 from sipresponder import config as config_mod
-from sipresponder import policy
+from sipresponder import policy, steering
 from sipresponder.blocker import Blocker
 from sipresponder.control import Control
 from sipresponder.core import Core
 from sipresponder.listen import open_listener
+from sipresponder.peers import Link, Peers
 from sipresponder.sip_codec import frame
 from sipresponder.trace import Trace
 from sipresponder.workers import Pool
@@ -79,7 +85,13 @@ class Server:
         self.cfg = cfg
         now = time.time()
         self.core = Core(cfg, os.urandom(32), now)
-        self.pool = Pool(self.core, self, workers) if workers > 1 else None
+        self.workers = workers
+        self.pool: Pool | Peers | Link | None = None
+        self.steering = ""  # why the kernel does not steer ("" when it does), with workers > 1
+        self.groups: dict[tuple[str, str, int], list[socket.socket]] = {}  # peers: every process's socket
+        if workers > 1:
+            self.steering = steering.unavailable()
+            self.pool = Pool(self.core, self, workers) if self.steering else Peers(self.core, self, workers)
         self.trace = Trace(cfg.settings.trace_path, False)
         self.selector = selectors.DefaultSelector()
         self.listeners: dict[tuple[str, str, int], socket.socket] = {}
@@ -93,26 +105,38 @@ class Server:
 
     # ------------------------------------------------------------------ set-up
 
-    def open_listeners(self, wanted: set[tuple[str, str, int]]) -> None:
-        """Open what is missing, then close what is no longer wanted; all or nothing."""
-        opened = {}
+    def open_listeners(self, wanted: set[tuple[str, str, int]]) -> bool:
+        """Open what is missing, then close what is no longer wanted; all or nothing. True when
+        the set of endpoints changed."""
+        opened: dict[tuple[str, str, int], list[socket.socket]] = {}
+        peers = isinstance(self.pool, Peers)
         try:
             for endpoint in sorted(wanted - set(self.listeners)):
-                opened[endpoint] = open_listener(*endpoint)
-        except OSError as exc:
-            for sock in opened.values():
-                sock.close()
+                if peers:
+                    opened[endpoint] = steering.open_group(*endpoint, self.workers)
+                else:
+                    opened[endpoint] = [open_listener(*endpoint)]
+        except (OSError, steering.SteeringUnavailable) as exc:
+            for group in opened.values():
+                for sock in group:
+                    sock.close()
             transport, address, port = endpoint
-            problem = f"cannot listen on {transport} {address} port {port}: {exc.strerror}"
+            why = getattr(exc, "strerror", None) or exc
+            problem = f"cannot listen on {transport} {address} port {port}: {why}"
             raise config_mod.ConfigError([problem]) from None
-        for endpoint, sock in opened.items():
+        for endpoint, group in opened.items():
             handler = self.on_udp if endpoint[0] == "udp" else self.on_accept
-            self.selector.register(sock, selectors.EVENT_READ, handler)
-            self.listeners[endpoint] = sock
-        for endpoint in set(self.listeners) - wanted:
+            self.selector.register(group[0], selectors.EVENT_READ, handler)
+            self.listeners[endpoint] = group[0]
+            if peers:
+                self.groups[endpoint] = group  # the main process keeps every slot: a peer's outlives it
+        gone = set(self.listeners) - wanted
+        for endpoint in gone:
             sock = self.listeners.pop(endpoint)
             self.selector.unregister(sock)
-            sock.close()
+            for member in self.groups.pop(endpoint, [sock]):
+                member.close()
+        return bool(opened or gone)
 
     def open_local(self) -> None:
         """The control socket and the Prometheus endpoint, as [stats] says."""
@@ -139,26 +163,38 @@ class Server:
             self.pool.start()
         listening = ", ".join(f"{t} {a} port {p}" for t, a, p in sorted(self.listeners))
         mode = "On" if self.cfg.softswitch.reply_unauthorized else "Off"
-        workers = f"; {self.pool.count} workers" if self.pool is not None else ""
+        workers = ""
+        if self.pool is not None:
+            how = f"helpers: steering unavailable, {self.steering}" if self.steering else "peers by source"
+            workers = f"; {self.pool.count} workers ({how})"
         log(f"ready: SS_REPLY_UNAUTHORIZED={mode}; listening on {listening}{workers}")
+        self.loop(self.housekeeping)
+        self.shutdown()
+
+    def loop(self, tick: Callable[[float], object]) -> None:
+        """The event loop, main process and peers alike; `tick(now)` once a second."""
         next_tick = 0.0
         select = self.selector.select
         while self.running:
             for key, _ in select(0.5):
                 key.data(key.fileobj)
             now = time.time()
-            if self.reload_requested:
+            if self.reload_requested:  # only ever set in the main process (a peer ignores SIGHUP)
                 self.reload_requested = False
                 self.reload()
             if now >= next_tick:
                 next_tick = now + 1.0
-                self.housekeeping(now)
-        self.shutdown()
+                tick(now)
 
     def stats_snapshot(self) -> dict[str, float]:
         """Counters of this process plus the helpers' latest reports."""
         self.refresh_stats(time.time())
         snapshot = self.core.stats.snapshot()
+        if isinstance(self.pool, Peers):
+            self.pool.refresh()  # counters as of now, not as of each peer's last report
+            gauges = self.pool.gauges()
+            snapshot["tcp_connections"] += gauges["tcp_connections"]
+            snapshot["tracked_sources"] = max(snapshot["tracked_sources"], gauges["tracked_sources"])
         if self.pool is not None:
             for name, value in self.pool.totals().items():
                 snapshot[name] = snapshot.get(name, 0) + value
@@ -172,6 +208,9 @@ class Server:
 
     def housekeeping(self, now: float) -> None:
         self.refresh_stats(now)
+        if isinstance(self.pool, Peers):
+            for index in self.pool.check():
+                log(f"worker {index} ended; started it again")
         self.trace.flush()
         settings = self.cfg.settings
         idle = settings.limits_tcp_idle_seconds
@@ -188,6 +227,9 @@ class Server:
             self.close(conn)
         for sock in self.listeners.values():
             sock.close()
+        for group in self.groups.values():
+            for sock in group:
+                sock.close()
         self.local.close()
         self.blocker.stop()
         self.trace.close()
@@ -432,6 +474,59 @@ class Server:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(sock)
 
+    def write_trace(self, event: dict) -> None:
+        """A peer's trace record: the main process writes them all, so lines never interleave."""
+        if self.trace.enabled:
+            self.trace.write(event)
+
+    def apply_config(self, cfg: config_mod.Config) -> None:
+        """In a peer: the configuration the main process validated and applied."""
+        self.cfg = cfg
+        self.core.apply(cfg)
+
+    # ------------------------------------------------------------------ a peer (forked by peers.py)
+
+    def become_peer(self, index: int, link: Link) -> None:
+        """In a freshly forked child: keep slot `index` of every group and serve until stopped."""
+        signal.set_wakeup_fd(-1)  # the inherited wake-up socket belongs to the main loop
+        for signum in (signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_IGN)  # the main process reloads and switches the trace
+        self.running = True
+        self.selector.close()  # the inherited epoll is shared with the main process: never use it
+        self.selector = selectors.DefaultSelector()
+        for sock in (self.wake_r, self.wake_w, self.local.control, self.local.prometheus):
+            if sock is not None:
+                sock.close()
+        for conn in self.connections.values():
+            conn.sock.close()  # the main process's: a copy held here would keep them open
+        self.connections, self.per_source = {}, {}
+        self.main_trace = self.trace  # kept unflushed and unclosed: its buffer is the main process's
+        self.trace = self.blocker = self.pool = link
+        mine = {endpoint: group[index] for endpoint, group in self.groups.items()}
+        for group in self.groups.values():
+            for position, sock in enumerate(group):
+                if position != index:
+                    sock.close()  # the fd only: the main process keeps the socket in the group
+        self.groups, self.listeners = {}, {}
+        for endpoint, sock in mine.items():
+            handler = self.on_udp if endpoint[0] == "udp" else self.on_accept
+            self.selector.register(sock, selectors.EVENT_READ, handler)
+            self.listeners[endpoint] = sock
+        link.channel.setblocking(False)
+        self.selector.register(link.channel, selectors.EVENT_READ, link.on_channel)
+
+        def tick(now: float) -> None:
+            if os.getppid() != link.parent:
+                self.running = False  # the main process is gone
+                return
+            self.housekeeping(now)
+            link.report()
+
+        self.loop(tick)
+        link.report()  # the last second's counts are not lost
+        for conn in list(self.connections.values()):
+            self.close(conn)
+
     def set_trace(self, enabled: bool) -> bool:
         ok = self.trace.switch(enabled)
         self.core.trace_on = self.trace.enabled
@@ -445,7 +540,7 @@ class Server:
         counts = self.core.stats.counts
         try:
             cfg = config_mod.load(*self.paths)
-            self.open_listeners(_endpoints(cfg))
+            moved = self.open_listeners(_endpoints(cfg))
         except config_mod.ConfigError as exc:
             counts["reload_failures"] += 1
             for problem in exc.problems:
@@ -461,8 +556,10 @@ class Server:
             self.trace.path = cfg.settings.trace_path
         self.set_trace(cfg.settings.trace_enabled)
         counts["reloads"] += 1
-        if self.pool is not None:
-            self.pool.restart()  # helpers take the new configuration and sockets by re-forking
+        if isinstance(self.pool, Peers) and not moved:
+            self.pool.reconfigure(cfg)  # peers keep their state: they take the configuration in place
+        elif self.pool is not None:
+            self.pool.restart()  # new configuration and sockets by re-forking (peers: new groups)
         log("configuration reloaded")
         return True
 

@@ -62,6 +62,16 @@ class Inbox:
         return self.view[:size].tobytes()
 
 
+def channel_pair() -> tuple[socket.socket, socket.socket]:
+    """A datagram socketpair between the main process and a forked one, with room for bursts."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for sock in (mine, theirs):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    return mine, theirs
+
+
 def _decode(message: bytes) -> tuple[int, str, int, bytes]:
     index, address, port, data = message.split(b"|", 3)
     return int(index), address.decode(), int(port), data
@@ -206,11 +216,7 @@ class Pool:
         self.sent_sources = set(self.core.registrar.sources)
         self.sent_version = self.core.registrar.version
         for _ in range(self.count - 1):
-            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-            for sock in (mine, theirs):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            mine, theirs = channel_pair()
             pid = os.fork()
             if pid == 0:  # the helper
                 mine.close()
