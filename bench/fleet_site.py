@@ -296,7 +296,7 @@ class Bench:
     def control_dir(self):
         return self.tmp / "cp"
 
-    def site(self, label, names) -> Run:
+    def site(self, label, names, playbook="playbooks/site.yml") -> Run:
         inv, log, counts = self.tmp / "hosts.yml", self.tmp / "commands.log", self.tmp / "counts.json"
         log.write_text("")
         config = self.tmp / "ansible.cfg"
@@ -309,7 +309,7 @@ class Bench:
             "SIPGUARD_FLEET_COUNTS": str(counts),
             "ANSIBLE_STRATEGY": self.strategy,
         }
-        args = ["-i", inv, "-f", self.forks, "playbooks/site.yml",
+        args = ["-i", inv, "-f", self.forks, playbook,
                 "-e", f"sipguard_responder_src={self.responder_src}",
                 # The whole fleet in one batch: the bench measures the controller, not site.yml's batch size.
                 "-e", "sipguard_serial=100%"]  # fmt: skip
@@ -323,12 +323,35 @@ class Bench:
             close_masters(self.control_dir)
         if result.returncode != 0:
             sys.exit(
-                f"fleet_site: site.yml ({label}) failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
+                f"fleet_site: {playbook} ({label}) failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
             )
         data = json.loads(counts.read_text())
         addresses = {name: address(i) if self.connection == "ssh" else name for i, name in enumerate(names)}
         commands = count_commands(log.read_text().splitlines(), addresses)
         return Run(label, wall, controller, target, data["hosts"], commands, data["tasks"])
+
+
+def calibration_playbook(kind: str, tasks: int) -> list:
+    """`tasks` tasks on every target that run on the controller only (kind "local": assert) or run one
+    module on the host (kind "remote": stat), nothing else: what one task costs the controller per host."""
+    task = {
+        "local": {"ansible.builtin.assert": {"that": ["sipguard_profile is string"], "quiet": True}},
+        "remote": {"ansible.builtin.stat": {"path": "/etc/hostname", "get_checksum": False}},
+    }[kind]
+    body = [{"name": f"{kind} {i}", **task} for i in range(tasks)]
+    return [{"name": f"Calibrate: {kind} tasks", "hosts": "targets", "gather_facts": False, "tasks": body}]
+
+
+def calibrate(bench, names, tasks=20) -> dict[str, float]:
+    """Controller CPU seconds per task per host of a task of each kind (the difference between a playbook of
+    `tasks` such tasks and one of none takes out ansible-playbook's start)."""
+    runs = {}
+    for kind, count in (("local", 0), ("local", tasks), ("remote", tasks)):
+        path = bench.tmp / f"calibrate-{kind}-{count}.yml"
+        path.write_text(json.dumps(calibration_playbook(kind, count)))
+        runs[kind, count] = bench.site(f"cal-{kind}", names, str(path)).controller_cpu
+    empty = runs["local", 0]
+    return {kind: (runs[kind, tasks] - empty) / tasks / len(names) for kind in ("local", "remote")}
 
 
 # --- drift: one firewall rule, one file, one softswitch parameter on one host --------------------------
@@ -524,7 +547,7 @@ def check_drift(bench, names, runs, failures):
         )
 
 
-def measure(bench, size, image, key, drift, runs, failures):
+def measure(bench, size, image, key, drift, runs, failures, calibration=False):
     remove_hosts()
     print(f"fleet_site: {size} fresh host(s)...", flush=True)
     names = start_hosts(size, image, key.with_suffix(".pub"))
@@ -544,6 +567,11 @@ def measure(bench, size, image, key, drift, runs, failures):
     print(f"fleet_site: slowest tasks of the re-run, {size} host(s):\n{slowest_tasks(runs[-1])}")
     if drift:
         check_drift(bench, names, runs, failures)
+    if calibration:
+        per_task = calibrate(bench, names)
+        print(f"fleet_site: {size} host(s): controller CPU per task per host: a task on the controller only"
+              f" {per_task['local'] * 1000:.0f} ms, a task that runs one module on the host"
+              f" {per_task['remote'] * 1000:.0f} ms", flush=True)  # fmt: skip
 
 
 def main():
@@ -554,6 +582,7 @@ def main():
     parser.add_argument("--connection", default="ssh", choices=sorted(CONNECTIONS))
     parser.add_argument("--poll-interval", type=float, default=0.001, help="internal_poll_interval, s")
     parser.add_argument("--no-drift", action="store_true", help="skip the drift run")
+    parser.add_argument("--calibrate", action="store_true", help="also time one local and one remote task")
     parser.add_argument("--json", type=Path, help="also write every run's numbers here")
     parser.add_argument("--keep", action="store_true", help="leave the last fleet running")
     args = parser.parse_args()
@@ -574,7 +603,7 @@ def main():
         install_wrappers(args.connection, tmp / "bin", tmp / "commands.log")
         try:
             for size in args.sizes:
-                measure(bench, size, image, key, not args.no_drift, runs, failures)
+                measure(bench, size, image, key, not args.no_drift, runs, failures, args.calibrate)
         finally:
             if not args.keep:
                 remove_hosts()

@@ -299,3 +299,28 @@ def test_bench_config_keeps_the_repository_settings_from_another_directory(tmp_p
     for key, value in original["defaults"].items():
         if key not in ("collections_path", "inventory"):
             assert config["defaults"][key] == value
+
+
+def test_calibration_playbooks():
+    local = fs.calibration_playbook("local", 3)
+    remote = fs.calibration_playbook("remote", 3)
+    assert [p["hosts"] for p in local + remote] == ["targets", "targets"]
+    assert not local[0]["gather_facts"]
+    assert [next(k for k in t if k != "name") for t in local[0]["tasks"]] == ["ansible.builtin.assert"] * 3
+    assert [next(k for k in t if k != "name") for t in remote[0]["tasks"]] == ["ansible.builtin.stat"] * 3
+    assert fs.calibration_playbook("local", 0)[0]["tasks"] == []
+
+
+def test_calibrate_takes_out_the_start_and_divides_by_tasks_and_hosts(tmp_path):
+    cpu = {"[]": 3.0}  # an empty playbook: ansible-playbook's start alone
+
+    class FakeBench:
+        tmp = tmp_path
+
+        def site(self, label, names, playbook):
+            tasks = json.loads(Path(playbook).read_text())[0]["tasks"]
+            per = 0.1 if label == "cal-local" else 0.25
+            return SimpleNamespace(controller_cpu=cpu["[]"] + per * len(tasks) * len(names))
+
+    per_task = fs.calibrate(FakeBench(), ["a", "b"], tasks=10)
+    assert per_task == pytest.approx({"local": 0.1, "remote": 0.25})
