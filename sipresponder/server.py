@@ -277,16 +277,18 @@ class Server:
         recvfrom = sock.recvfrom
         sendto = sock.sendto
         handle = self.core.handle
-        pool = self.pool
+        # Helpers must learn of a registration before its answer leaves (the phone's next request may
+        # reach one); peers get the phone's next request themselves, so they share once per batch.
+        helpers = self.pool if isinstance(self.pool, Pool) else None
         size = self.cfg.settings.limits_max_message_bytes + 1
         now = time.time()
         for _ in range(UDP_BATCH):
             try:
                 data, peer = recvfrom(size)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
-                return  # e.g. ICMP port unreachable reported on a later recv
+                break  # e.g. ICMP port unreachable reported on a later recv
             try:
                 actions = handle(data, peer[0], peer[1], "udp", now)
             except Exception as exc:  # one bad packet must never stop the server
@@ -294,8 +296,8 @@ class Server:
                 continue
             if not actions:
                 continue
-            if pool is not None:
-                pool.sync()  # before the answer goes out: the phone's next request may reach a helper
+            if helpers is not None:
+                helpers.sync()
             first = actions[0]
             if len(actions) == 1 and first[0] == "send":  # the common case, without the dispatch
                 try:  # noqa: SIM105 (hot path: cheaper than contextlib.suppress)
@@ -304,6 +306,8 @@ class Server:
                     pass
             else:
                 self.carry_out(actions, sock, peer[0], None)
+        if self.pool is not None and helpers is None:
+            self.pool.sync()
 
     # ------------------------------------------------------------------ TCP
 
