@@ -86,16 +86,20 @@ def blast(
     rate: float = 0,
     ports: int = 64,
     sources: list[str] | None = None,
+    clients: tuple[str, ...] = (),
     start_at: float = 0,
 ) -> dict[str, int]:
     """Send requests open-loop for `duration` s.
 
     Without `sources` the packets rotate over `ports` sockets on `client` (many
-    source ports). With `sources` every packet goes out from the next address in the
-    list via IP_PKTINFO, from one socket. A server that answers sends its replies
+    source ports), or, given `clients`, socket i on clients[i % len(clients)]. With
+    `sources` every packet goes out from the next address in the list via IP_PKTINFO,
+    from one socket. A server that answers sends its replies
     back to sockets nobody reads: they fill up and the kernel drops the rest.
     """
-    senders = [_sender(server, client, sources) for _ in range(1 if sources else ports)]
+    addresses = clients or (client,)
+    count = 1 if sources else ports
+    senders = [_sender(server, addresses[i % len(addresses)], sources) for i in range(count)]
     sends = [send for _, send in senders]
     _wait_until(start_at)
     sent, started = 0, time.monotonic()

@@ -24,6 +24,9 @@ import sipmsg
 
 SETTLE_S = 0.3  # let every generator process start before the clock runs
 MIB = 1024
+PROBE_S = 3.0  # each try while looking for the silent case's offered rate
+FIRST_RATE = 200_000.0  # the first offered rate tried (and the rate used when none is searched for)
+MAX_PROBES = 8
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Measurement:
     loss: float = 0.0  # fraction of offered requests the kernel dropped (silent case)
     handled: int = 0  # requests the server processed, for its CPU time per request
     cpu_us: float = 0.0  # server CPU time (user + system, all its processes) per handled request
+    offered: float = 0.0  # requests/s the generators managed to send (silent case)
 
 
 def run_parallel(jobs: list[tuple[Callable, dict]]) -> list[dict]:
@@ -63,14 +67,25 @@ def scanner_templates(server: servers.Server) -> list[bytes]:
     ]
 
 
+def scanners(args: argparse.Namespace) -> list[str]:
+    """The addresses the scanner load comes from: 127.1.0.1 onwards (--addresses of them)."""
+    return loadgen.loopback_sources(args.addresses, servers.SCANNER)
+
+
+def phones(args: argparse.Namespace) -> list[str]:
+    """The phones' addresses, 127.0.0.1 onwards: inside the account network 127.0.0.0/16."""
+    return loadgen.loopback_sources(args.addresses, servers.PHONE)
+
+
 def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement:
     """Two blasters from many source ports at a fixed offered rate; loss counted by the kernel."""
     address = ("127.0.0.1", server.port)
     templates = scanner_templates(server)
     drops_before, snmp_before = procstats.read_udp_drops(server.port), procstats.read_snmp_udp()
     job = {
-        "templates": templates, "client": servers.SCANNER, "duration": args.duration,
-        "rate": args.silent_rate / 2, "ports": 64,
+        "templates": templates, "client": servers.SCANNER, "clients": tuple(scanners(args)),
+        "duration": args.duration,
+        "rate": (args.silent_rate or FIRST_RATE) / 2, "ports": 64,
     }
     results = run_parallel([(loadgen.blast, {"server": address, **job})] * 2)
     time.sleep(0.2)  # a drop is counted on arrival; the last packets are still in flight
@@ -87,16 +102,48 @@ def case_silent(server: servers.Server, args: argparse.Namespace) -> Measurement
         f"(socket drops {drops}, Udp RcvbufErrors +{rcvbuf}, InErrors +{in_errors}{own_text})",
         loss=drops / max(sent, 1),
         handled=sent - drops,
+        offered=sent / elapsed,
     )
+
+
+def next_rate(rate: float, probe: Measurement, loss: float) -> float:
+    """The next offered rate to try: enough that a server consuming what it did now loses `loss`
+    (plus 10 %), at least 1.25x and at most 2x the last one."""
+    wanted = probe.value / (1 - loss) * 1.1
+    return min(max(wanted, rate * 1.25), rate * 2)
+
+
+def find_silent_rate(args: argparse.Namespace) -> tuple[float, str]:
+    """Raise the silent case's offered rate until Kamailio loses at least --silent-loss.
+
+    Each try is a fresh Kamailio under PROBE_S of load. When the generators cannot send what is
+    asked (they share the cores with the server) the search stops at the most they sent; the
+    returned note says so, and lists every try.
+    """
+    rate, tries = FIRST_RATE, []
+    probe_args = argparse.Namespace(**{**vars(args), "duration": PROBE_S})
+    for _ in range(MAX_PROBES):
+        probe_args.silent_rate = rate
+        with servers.running(servers.Kamailio, reply_unauthorized=False, workers=args.workers) as server:
+            probe = case_silent(server, probe_args)
+        tries.append(f"{probe.offered / 1000:.0f}k/s: {100 * probe.loss:.0f}%")
+        print(f"  silent rate search: offered {probe.offered / 1000:.0f}k/s, Kamailio lost "
+              f"{100 * probe.loss:.1f}%", file=sys.stderr, flush=True)  # fmt: skip
+        if probe.loss >= args.silent_loss:
+            return rate, f"Kamailio's loss by offered rate ({PROBE_S:g} s tries): {', '.join(tries)}"
+        if probe.offered < 0.85 * rate:
+            note = f"the generators could not offer more than {probe.offered / 1000:.0f}k/s"
+            return probe.offered, f"{note}; Kamailio's loss by offered rate: {', '.join(tries)}"
+        rate = next_rate(rate, probe, args.silent_loss)
+    return rate, f"no {100 * args.silent_loss:.0f}% loss within {MAX_PROBES} tries: {', '.join(tries)}"
 
 
 def _answered(server: servers.Server, args: argparse.Namespace, template: bytes, code: int) -> Measurement:
     address = ("127.0.0.1", server.port)
-    job = {
-        "server": address, "templates": [template], "client": servers.SCANNER,
-        "duration": args.duration, "window": args.window,
-    }
-    results = run_parallel([(loadgen.closed_loop, job)] * args.generators)
+    job = {"server": address, "templates": [template], "duration": args.duration, "window": args.window}
+    clients = scanners(args)
+    results = run_parallel([(loadgen.closed_loop, {**job, "client": clients[index % len(clients)]})
+                            for index in range(args.generators)])  # fmt: skip
     elapsed = seconds(results)
     counts = total_counts(results)
     others = sum(v for k, v in counts.items() if k.startswith("status_") and k != f"status_{code}")
@@ -133,7 +180,8 @@ def case_digest(server: servers.Server, args: argparse.Namespace) -> Measurement
     address = ("127.0.0.1", server.port)
     jobs = [
         (loadgen.digest_register, {
-            "server": address, "client": servers.PHONE, "user": servers.ACCOUNT, "password": servers.PASSWORD,
+            "server": address, "client": phones(args)[index % args.addresses],
+            "user": servers.ACCOUNT, "password": servers.PASSWORD,
             "duration": args.duration, "lanes": args.lanes, "name": f"p{index}",
         })
         for index in range(args.generators)
@@ -214,10 +262,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bare = bench/bare_responder.py, a plain-Python reference (silent/options/register only)",
     )
     parser.add_argument("--workers", type=int, default=2, help="Kamailio children / responder workers")
-    parser.add_argument("--silent-rate", type=float, default=200_000, help="offered req/s, two blasters")
+    parser.add_argument(
+        "--silent-rate", type=float, default=0,
+        help="offered req/s, two blasters (default 0: raise it until Kamailio loses --silent-loss)",
+    )
+    parser.add_argument("--silent-loss", type=float, default=0.30, help="Kamailio's loss to find (0.3)")
     parser.add_argument("--generators", type=int, default=2, help="client processes for reply cases")
     parser.add_argument("--window", type=int, default=64, help="requests in flight per generator")
     parser.add_argument("--lanes", type=int, default=32, help="REGISTER clients per generator (digest)")
+    parser.add_argument(
+        "--addresses", type=int, default=2,
+        help="source addresses of the scanner load (127.1.0.1...) and of the phones (127.0.0.1...); "
+        "generator or socket i uses address i %% N (default 2; 1 = all from one address)",
+    )
     parser.add_argument("--memory-sources", type=int, default=100_000)
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument(
@@ -229,7 +286,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--duration must be in (0, 60] seconds")
     # Bounds keep every run short and inside 127.0.0.0/8 (sources start at 127.2.0.1).
     bounds = {
-        "workers": (1, 16), "silent_rate": (1, 2_000_000), "generators": (1, 8), "window": (1, 1024),
+        "workers": (1, 16), "silent_rate": (0, 2_000_000), "silent_loss": (0.01, 0.9), "generators": (1, 8),
+        "window": (1, 1024), "addresses": (1, 250),
         "lanes": (1, 1024), "memory_sources": (1, 4_000_000), "memory_requests": (2, 10_000_000),
     }
     for name, (low, high) in bounds.items():
@@ -251,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     kinds = {"kamailio": servers.Kamailio, "responder": servers.Responder, "bare": servers.BarePython}
     rows = []
     load_before = os.getloadavg()
+    search_note = ""
+    if "silent" in args.cases and not args.silent_rate and "kamailio" in args.servers:
+        print("silent: finding the offered rate ...", file=sys.stderr, flush=True)
+        try:
+            args.silent_rate, search_note = find_silent_rate(args)
+        except RuntimeError as error:
+            print(f"  search failed: {error}", file=sys.stderr)
     for case in (CASES[name] for name in args.cases):
         measured: dict[str, Measurement] = {}
         for server_name in args.servers:
@@ -276,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{measured[server_name].detail}", file=sys.stderr, flush=True)
         rows.append((case, measured.get("kamailio"), measured.get("responder"), measured.get("bare")))
     print_table(rows)
+    if search_note:
+        print(f"\nsilent case offered rate {(args.silent_rate or FIRST_RATE) / 1000:.0f}k/s; {search_note}")
     print(f"\nresponder: {servers.responder_version()}; kamailio: {servers.kamailio_version()}")
     # Other work on the machine moves these numbers: the load average says how quiet it was.
     load_after = os.getloadavg()
