@@ -82,10 +82,16 @@ def ensure_bench_image():
     return tag
 
 
-def remove_hosts():
-    ids = sh("podman", "ps", "-a", "-q", "--filter", f"name=^{PREFIX}").stdout.split()
-    if ids:
-        sh("podman", "rm", "-f", "-t", "1", *ids)
+def remove_hosts(attempts=3):
+    """Remove every bench container; `podman rm -f` of many systemd containers at once sometimes fails for one
+    (exit 2 seen under load), so try again, and stop the bench only if some are still there."""
+    for _ in range(attempts):
+        ids = sh("podman", "ps", "-a", "-q", "--filter", f"name=^{PREFIX}").stdout.split()
+        if not ids:
+            return
+        sh("podman", "rm", "-f", "--ignore", "-t", "1", *ids, check=False)
+    if sh("podman", "ps", "-a", "-q", "--filter", f"name=^{PREFIX}").stdout.split():
+        sys.exit(f"fleet_site: could not remove the {PREFIX}* containers: podman rm -f them by hand")
 
 
 def address(index: int) -> str:
@@ -290,7 +296,13 @@ class Bench:
     strategy: str
     responder_src: Path
     poll_interval: float = 0.001
+    json_path: Path | None = None
     files: list = field(default_factory=list)  # the targets' cgroup accounting files
+
+    def save(self, runs):
+        """Every run so far as JSON, after each run: a run that fails later keeps what it measured."""
+        if self.json_path:
+            self.json_path.write_text(json.dumps([run.__dict__ for run in runs], indent=1))
 
     @property
     def control_dir(self):
@@ -533,6 +545,7 @@ def check_drift(bench, names, runs, failures):
     drifted = drift_state(host)
     run = bench.site("drift", names)
     runs.append(run)
+    bench.save(runs)
     changed = run.hosts[host]["changed"]
     problems = drift_problems(before, drift_state(host), drifted)
     others = run.changed - changed
@@ -558,6 +571,7 @@ def measure(bench, size, image, key, drift, runs, failures, calibration=False):
     bench.files = [cgroup_file(path) for path in cgroups]
     for label in ("first", "re-run"):
         runs.append(bench.site(label, names))
+        bench.save(runs)
         print(
             f"fleet_site: {size} host(s): {label} {runs[-1].wall:.1f} s changed={runs[-1].changed}",
             flush=True,
@@ -598,7 +612,9 @@ def main():
         key = tmp / "id_ed25519"  # this run's key: the hosts accept nothing else
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sipguard-bench", "-f", key)
         image = ensure_bench_image()
-        bench = Bench(tmp, args.connection, args.forks, args.strategy, responder_src, args.poll_interval)
+        bench = Bench(
+            tmp, args.connection, args.forks, args.strategy, responder_src, args.poll_interval, args.json
+        )
         bench.control_dir.mkdir()
         install_wrappers(args.connection, tmp / "bin", tmp / "commands.log")
         try:
@@ -608,8 +624,6 @@ def main():
             if not args.keep:
                 remove_hosts()
                 sh("podman", "network", "rm", NETWORK, check=False)
-    if args.json:
-        args.json.write_text(json.dumps([run.__dict__ for run in runs], indent=1))
     print(f"\n{table(runs, title(args))}\n\n{ratios(runs)}\n")
     print(f"projection (not measured), from the controller CPU above:\n{projections(runs)}\n")
     print(f"reproduce: .venv/bin/python bench/fleet_site.py --sizes {' '.join(map(str, args.sizes))}"
