@@ -2,8 +2,12 @@
 or transport; and the fallback to helpers where steering is off."""
 
 import contextlib
+import json
+import os
+import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from resp_live_helpers import ENDPOINTS, request, udp_exchange
@@ -172,3 +176,26 @@ def test_fallback_to_helpers_when_steering_is_refused(start_responder, monkeypat
     while responder.stats()["received"] < 11 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert responder.stats()["received"] == 11
+
+
+def test_a_peers_requests_reach_the_trace_of_the_main_process(start_responder):
+    responder = start_responder("Off", workers=2)
+    responder.wait_log("peers by source")
+    assert responder.cli("trace", "on").stdout.strip() == "trace on"
+    for source in (PEER_SOURCE, MAIN_SOURCE):
+        assert udp_exchange(responder.port, request("OPTIONS", source=source), source, timeout=0.3) is None
+    assert responder.cli("trace", "off").stdout.strip() == "trace off"  # the main process flushes the file
+    events = [json.loads(line) for line in responder.trace.read_text().splitlines()]
+    assert sorted(event["src"] for event in events) == [PEER_SOURCE, MAIN_SOURCE]
+    assert {event["decision"] for event in events} == {"drop"}
+
+
+def test_a_peer_that_dies_is_forked_again(start_responder):
+    responder = start_responder("On", workers=2)
+    responder.wait_log("peers by source")
+    children = Path(f"/proc/{responder.proc.pid}/task/{responder.proc.pid}/children").read_text().split()
+    assert len(children) == 1
+    os.kill(int(children[0]), signal.SIGKILL)
+    responder.wait_log("worker 1 ended; started it again")
+    reply = udp_exchange(responder.port, request("OPTIONS", source=PEER_SOURCE), PEER_SOURCE, timeout=2)
+    assert reply is not None and reply.startswith(b"SIP/2.0 403")
