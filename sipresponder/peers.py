@@ -145,7 +145,7 @@ class Link:
 
     def on_channel(self, channel: socket.socket) -> None:
         """Apply everything the main process has queued."""
-        for _ in range(1024):
+        for _attempt in range(1024):
             try:
                 data = self.inbox.receive()
             except OSError:  # BlockingIOError: none left
@@ -191,7 +191,7 @@ class Peers:
         pid = os.fork()
         if pid == 0:  # the peer
             mine.close()
-            for _, channel in self.children.values():
+            for _pid, channel in self.children.values():
                 channel.close()
             code = 0
             try:
@@ -208,7 +208,7 @@ class Peers:
         self.host.watch(mine, self.on_channel)
 
     def stop(self) -> None:
-        for pid, _ in self.children.values():
+        for pid, _channel in self.children.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         for index, (pid, channel) in list(self.children.items()):
@@ -220,7 +220,7 @@ class Peers:
         self.peer_stats.clear()
 
     def forget(self, index: int) -> None:
-        _, channel = self.children.pop(index)
+        _pid, channel = self.children.pop(index)
         self.inboxes.pop(channel, None)
         self.host.unwatch(channel)
         channel.close()
@@ -235,7 +235,7 @@ class Peers:
         gone = []
         for index, (pid, channel) in list(self.children.items()):
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
+                done, _status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 done = pid
             if done:
@@ -249,14 +249,14 @@ class Peers:
         return gone
 
     def slot_of(self, channel: socket.socket) -> int:
-        return next((index for index, (_, c) in self.children.items() if c is channel), 0)
+        return next((index for index, (_pid, c) in self.children.items() if c is channel), 0)
 
     def on_channel(self, channel: socket.socket) -> bool:
         """Handle what a peer sent; True when nothing is left waiting."""
         inbox = self.inboxes.get(channel)
         if inbox is None:
             return True
-        for _ in range(1024):
+        for _attempt in range(1024):
             try:
                 data = inbox.receive()
             except OSError:
@@ -282,7 +282,7 @@ class Peers:
         return False
 
     def relay(self, data: bytes, origin: socket.socket | None) -> None:
-        for _, channel in self.children.values():
+        for _pid, channel in self.children.values():
             if channel is not origin:
                 with contextlib.suppress(OSError):
                     channel.send(data)
@@ -304,18 +304,18 @@ class Peers:
         """Send `data` (which carries the next serial as its ack number) to every peer and wait,
         at most ACK_TIMEOUT, until each has answered it: a reload applies everywhere before it is
         reported done, and counters are fresh."""
-        for _, channel in self.children.values():
+        for _pid, channel in self.children.values():
             with contextlib.suppress(OSError):
                 channel.send(data)
         deadline = time.monotonic() + ACK_TIMEOUT
         with selectors.DefaultSelector() as waiting:
-            for _, channel in self.children.values():
+            for _pid, channel in self.children.values():
                 waiting.register(channel, selectors.EVENT_READ)
             while any(self.acks.get(index, 0) < self.serial for index in self.children):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                for key, _ in waiting.select(left):
+                for key, _events in waiting.select(left):
                     self.on_channel(key.fileobj)
 
     def reconfigure(self, cfg) -> None:

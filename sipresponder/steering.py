@@ -68,7 +68,7 @@ def slot(address: str, count: int) -> int:
 def attach(sock: socket.socket, count: int) -> None:
     """Attach the steering program to the group `sock` belongs to; raises OSError."""
     code = array.array("B", program(sock.family, count))
-    address, _ = code.buffer_info()
+    address, _length = code.buffer_info()
     # struct sock_fprog { unsigned short len; struct sock_filter *filter; }, native layout.
     fprog = struct.pack("@HP", len(code) // 8, address)
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)  # the kernel copies the program
@@ -110,7 +110,7 @@ def open_group(transport: str, address: str, port: int, count: int) -> list[sock
     open_listener(transport, address, port).close()
     group: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _socket in range(count):
             group.append(open_listener(transport, address, port, reuseport=True))
         attach(group[0], count)
     except OSError as exc:
