@@ -329,6 +329,10 @@ def _split_outside_quotes(text: str, separator: str, opening: str = "",
     """`text` split at `separator` outside quoted strings (honouring their backslash escapes) and outside
     opening...closing; the parts, and whether a quoted string was left open. The one quote-aware
     splitter: header lists, parameters and the top Via all use it."""
+    if '"' not in text and (not opening or opening not in text):
+        # Nothing quoted, nothing nested (escapes count only inside quotes): the loop below would cut
+        # exactly where str.split does, one character at a time. Most header values take this path.
+        return text.split(separator), False
     parts, start, quoted, depth, escaped = [], 0, False, 0, False
     for index, char in enumerate(text):
         if escaped:
