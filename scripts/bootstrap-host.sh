@@ -17,6 +17,8 @@ PACKAGES=(
     chromium
     # the venv
     python3-venv python3-pip
+    # the fleet benchmark and its drift test reach their hosts over SSH, as a real fleet is reached
+    openssh-client
 )
 
 missing=()
