@@ -111,8 +111,11 @@ def start_hosts(count, image, public_key):
     limit = 120 + 15 * count
     deadline = time.monotonic() + limit
     for name in names:  # wait until systemd has booted (sshd with it), as a real server would be
-        if wait_for_systemd(name, max(0.0, deadline - time.monotonic())) not in BOOTED:
-            sys.exit(f"fleet_site: {name} did not boot within {limit} s")
+        state = wait_for_systemd(name, max(0.0, deadline - time.monotonic()))
+        if state not in BOOTED:
+            # The units still queued say what it waits for; the finally of main() removes the hosts.
+            jobs = sh("podman", "exec", name, "systemctl", "list-jobs", "--no-pager", check=False).stdout
+            sys.exit(f"fleet_site: {name} did not boot within {limit} s (state {state!r}):\n{jobs[-1500:]}")
     return names
 
 
