@@ -92,6 +92,14 @@ class PeerServer(Protocol):
     def apply_config(self, cfg) -> None: ...
 
 
+def _share_learnt(core, out) -> None:
+    """Hand `out` what this process learnt since the last batch (bindings, shared facts), if anything."""
+    if core.registrar.changed or core.shared:
+        message = _encode_shared(core, time.time())
+        if message:
+            out(message)
+
+
 class Link:
     """A peer's side of its channel to the main process. Stands in, in the peer, for the pool
     (sync, suspend), the ipset hook (submit) and the trace file (enabled, write, flush)."""
@@ -116,10 +124,7 @@ class Link:
 
     # -- the pool's part
     def sync(self) -> None:
-        if self.core.registrar.changed or self.core.shared:
-            message = _encode_shared(self.core, time.time())
-            if message:
-                self.send(message)
+        _share_learnt(self.core, self.send)
 
     def suspend(self, key: str, seconds: int) -> None:
         self.send({"suspend": [[key, time.time() + seconds]]})
@@ -292,10 +297,7 @@ class Peers:
 
     def sync(self) -> None:
         """Share what the main process itself learnt (it is peer 0)."""
-        if self.core.registrar.changed or self.core.shared:
-            message = _encode_shared(self.core, time.time())
-            if message:
-                self.broadcast(message)
+        _share_learnt(self.core, self.broadcast)
 
     def suspend(self, key: str, seconds: int) -> None:
         self.broadcast({"suspend": [[key, time.time() + seconds]]})

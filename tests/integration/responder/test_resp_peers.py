@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from resp_live_helpers import ENDPOINTS, request, udp_exchange
+from resp_live_helpers import ENDPOINTS, free_port, request, udp_exchange
 
 from sipresponder import sip_codec, steering
 from sipresponder.listen import open_listener
@@ -19,12 +19,6 @@ pytestmark = pytest.mark.integration
 
 # With 2 processes, 127.0.0.5 is steered to the forked peer (slot 1), 127.0.0.6 to the main process.
 PEER_SOURCE, MAIN_SOURCE = "127.0.0.5", "127.0.0.6"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def arrivals(group: list[socket.socket], transport: str) -> list[int]:
