@@ -87,11 +87,12 @@ class Server:
         self.core = Core(cfg, os.urandom(32), now)
         self.workers = workers
         self.pool: Pool | Peers | Link | None = None
-        self.steering = ""  # why the kernel does not steer ("" when it does), with workers > 1
+        self.no_steering = ""  # why the kernel does not steer ("" when it does), with workers > 1
         self.groups: dict[tuple[str, str, int], list[socket.socket]] = {}  # peers: every process's socket
         if workers > 1:
-            self.steering = steering.unavailable()
-            self.pool = Pool(self.core, self, workers) if self.steering else Peers(self.core, self, workers)
+            self.no_steering = steering.unavailable()
+            pool = Pool if self.no_steering else Peers
+            self.pool = pool(self.core, self, workers)
         self.trace = Trace(cfg.settings.trace_path, False)
         self.selector = selectors.DefaultSelector()
         self.listeners: dict[tuple[str, str, int], socket.socket] = {}
@@ -165,7 +166,9 @@ class Server:
         mode = "On" if self.cfg.softswitch.reply_unauthorized else "Off"
         workers = ""
         if self.pool is not None:
-            how = f"helpers: steering unavailable, {self.steering}" if self.steering else "peers by source"
+            how = "peers by source"
+            if self.no_steering:
+                how = f"helpers: steering unavailable, {self.no_steering}"
             workers = f"; {self.pool.count} workers ({how})"
         log(f"ready: SS_REPLY_UNAUTHORIZED={mode}; listening on {listening}{workers}")
         self.loop(self.housekeeping)
