@@ -8,6 +8,7 @@ YAML files (on the controller) to learn every variable name they use.
 
 import difflib
 import ipaddress
+import json
 import re
 from pathlib import Path
 
@@ -321,6 +322,99 @@ def sipguard_unknown_variables(names, known):
     return problems
 
 
+# --- all the checks at once ----------------------------------------------------------------------
+
+
+def _true(value):
+    """Ansible's ``| bool`` for the values an inventory writes (true, yes, on, 1)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
+
+
+def _softswitch_problems(inputs):
+    backends = inputs.get("backends") or {}
+    softswitch = inputs.get("softswitch")
+    if inputs.get("softswitch_set") and isinstance(softswitch, str) and softswitch in backends:
+        return []
+    if inputs.get("softswitch_set"):
+        found = f"unknown sipguard_softswitch {json.dumps(softswitch)}"
+    else:
+        found = "sipguard_softswitch is not set"
+    choices = "; ".join(f"sipguard_softswitch: {name} ({backend.get('description', '')})"
+                        for name, backend in backends.items())
+    return [f"{found}; say in the inventory what runs SIP on this host, one of: {choices}"]
+
+
+def _honour_problems(profile, softswitch, backends):
+    backend = backends[softswitch]
+    if backend.get("profiles", {}).get(profile) != "refused":
+        return []
+    refusal = " ".join(str(backend.get("refusal") or "the product cannot behave as the profile says").split())
+    can = ", ".join(name for name, how in backend.get("profiles", {}).items() if how != "refused")
+    return [f"sipguard_profile {profile} cannot be honoured on sipguard_softswitch {softswitch}: {refusal}."
+            f" Profiles it can honour: {can} (docs/backends.md)"]
+
+
+def _named(name, problems):
+    return [f"{name} {problem}" for problem in problems]
+
+
+def sipguard_profile_problems(inputs):
+    """Every problem with a host's profile inputs, as one list (empty when the host may go on).
+
+    ``inputs`` holds the host's values under short names (see the role's validate.yml). One
+    task and one list, not a task per check: each task costs the controller a worker per
+    host, and a user with three mistakes sees all three at once. Misspelt variables come
+    alone, so ``sipguard_profle`` is named as such rather than as a missing profile.
+    """
+    unknown = sipguard_unknown_variables(inputs.get("host_variables") or [],
+                                         inputs.get("known_variables") or [])
+    if unknown:
+        return unknown
+    profiles = inputs.get("profiles") or {}
+    backends = inputs.get("backends") or {}
+    profile = inputs.get("profile")
+    known_profile = isinstance(profile, str) and profile in profiles
+    problems = []
+    if not known_profile:
+        problems.append(f"unknown sipguard_profile {json.dumps(profile)};"
+                        f" known profiles: {', '.join(sorted(profiles))}")
+    softswitch_problems = _softswitch_problems(inputs)
+    problems += softswitch_problems
+    if known_profile and not softswitch_problems:
+        problems += _honour_problems(profile, inputs["softswitch"], backends)
+    lan, trunks = inputs.get("lan_networks"), inputs.get("trunks")
+    problems += _named("sipguard_lan_networks", sipguard_invalid_networks(lan))
+    problems += _named("sipguard_trunks", sipguard_trunk_problems(trunks))
+    problems += _named("sipguard_accounts", sipguard_account_problems(inputs.get("accounts")))
+    sip_ports, management_ports = inputs.get("sip_ports"), inputs.get("management_ports")
+    problems += _named("sipguard_sip_ports", sipguard_port_problems(sip_ports))
+    problems += _named("sipguard_management_ports",
+                       sipguard_port_problems(management_ports, allow_empty=True))
+    problems += sipguard_port_overlap(sip_ports, management_ports, inputs.get("ansible_port"))
+    problems += _named("sipguard_sip_transports",
+                       sipguard_choice_problems(inputs.get("sip_transports"), ["udp", "tcp"]))
+    problems += _named("sipguard_ip_versions", sipguard_choice_problems(inputs.get("ip_versions"), [4, 6]))
+    user_agents = inputs.get("scanner_user_agents")
+    problems += _named("sipguard_scanner_user_agents", sipguard_user_agent_problems(user_agents))
+    if known_profile:
+        row = profiles[profile]
+        # An empty allow list means "open to the world" to the firewall module: a LAN-only
+        # profile with no LAN and no trunk would silently become public.
+        if row.get("firewall", {}).get("allow") != "world" and not lan and not trunks:
+            problems.append(f"profile {profile} allows SIP only from the LAN and trunks, but"
+                            " sipguard_lan_networks and sipguard_trunks are both empty")
+        # An empty scanner list would drop nothing while the profile claims to drop scanners.
+        empty_ok = _true(inputs.get("scanner_user_agents_empty_ok"))
+        if row.get("scanner_drop") and not user_agents and not empty_ok:
+            problems.append(
+                f"profile {profile} drops scanner User-Agents, but sipguard_scanner_user_agents is empty, so"
+                " nothing would be dropped; list the scanners, or set"
+                " sipguard_scanner_user_agents_empty_ok: true to run without a scanner list on purpose")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -334,4 +428,5 @@ class FilterModule:
             "user_agent_problems": sipguard_user_agent_problems,
             "known_variables": sipguard_known_variables,
             "unknown_variables": sipguard_unknown_variables,
+            "profile_problems": sipguard_profile_problems,
         }

@@ -245,6 +245,89 @@ def test_other_names_only_when_they_are_a_near_miss():
     assert problems == ["unknown variable sipgaurd_profile (did you mean sipguard_profile?)"]
 
 
+BACKENDS = TABLE["sipguard_profile_backends"]
+
+
+def good_inputs(**changes):
+    """One host's inputs as validate.yml passes them, all valid, with ``changes`` applied."""
+    inputs = {
+        "host_variables": ["sipguard_profile", "sipguard_softswitch", "ansible_host"],
+        "known_variables": ["sipguard_profile", "sipguard_softswitch", "sipguard_lan_networks"],
+        "profile": "private_lan", "profiles": PROFILES, "backends": BACKENDS,
+        "softswitch": "sipresponder", "softswitch_set": True,
+        "lan_networks": ["198.18.10.0/24"], "trunks": [], "accounts": [],
+        "sip_ports": [5060], "management_ports": [22], "ansible_port": None,
+        "sip_transports": ["udp", "tcp"], "ip_versions": [4, 6],
+        "scanner_user_agents": ["friendly-scanner"], "scanner_user_agents_empty_ok": False,
+    }
+    inputs.update(changes)
+    return inputs
+
+
+problems_of = profile.sipguard_profile_problems
+
+
+def test_good_inputs_have_no_problems():
+    for name in PROFILES:
+        assert problems_of(good_inputs(profile=name)) == []
+
+
+def test_all_problems_are_reported_at_once():
+    problems = problems_of(good_inputs(
+        lan_networks=["198.18.10.0/33"], sip_ports="5060", sip_transports=["sctp"], ansible_port=5060))
+    text = "; ".join(problems)
+    assert "sipguard_lan_networks '198.18.10.0/33'" in text
+    assert "sipguard_sip_ports '5060' is a string" in text
+    assert "sipguard_sip_transports 'sctp' is not one of" in text
+    assert len(problems) == 3
+
+
+def test_a_misspelt_variable_comes_alone():
+    problems = problems_of(good_inputs(
+        host_variables=["sipguard_profle"], profile="", lan_networks=["bad"]))
+    assert problems == ["unknown variable sipguard_profle (did you mean sipguard_profile?)"]
+
+
+def test_unknown_profile_and_unset_softswitch_are_both_named():
+    problems = problems_of(good_inputs(profile="publik", softswitch=None, softswitch_set=False))
+    assert problems[0] == ('unknown sipguard_profile "publik";'
+                           ' known profiles: debug, mixed, private_lan, public')
+    assert problems[1].startswith("sipguard_softswitch is not set; say in the inventory what runs SIP")
+    assert "sipguard_softswitch: asterisk (an Asterisk PBX" in problems[1]
+    assert len(problems) == 2
+
+
+def test_unknown_softswitch_is_quoted():
+    problems = problems_of(good_inputs(softswitch="freeswitch"))
+    assert problems[0].startswith('unknown sipguard_softswitch "freeswitch";')
+
+
+def test_a_profile_the_product_refuses_names_what_it_can_honour():
+    problems = problems_of(good_inputs(profile="public", softswitch="asterisk"))
+    assert len(problems) == 1
+    assert problems[0].startswith("sipguard_profile public cannot be honoured on sipguard_softswitch"
+                                  " asterisk: Asterisk has no silent mode")
+    assert problems[0].endswith(". Profiles it can honour: private_lan, mixed, debug (docs/backends.md)")
+
+
+def test_lan_only_profile_needs_a_lan_or_a_trunk():
+    problems = problems_of(good_inputs(profile="mixed", lan_networks=[]))
+    assert problems == ["profile mixed allows SIP only from the LAN and trunks, but sipguard_lan_networks and"
+                        " sipguard_trunks are both empty"]
+    trunk = [{"name": "carrier", "addresses": ["198.18.20.1"]}]
+    assert problems_of(good_inputs(profile="mixed", lan_networks=[], trunks=trunk)) == []
+    assert problems_of(good_inputs(profile="public", lan_networks=[])) == []
+
+
+@pytest.mark.parametrize(("empty_ok", "refused"),
+                         [(False, True), ("no", True), (True, False), ("yes", False)])
+def test_empty_scanner_list_only_on_purpose(empty_ok, refused):
+    problems = problems_of(good_inputs(
+        profile="public", scanner_user_agents=[], scanner_user_agents_empty_ok=empty_ok))
+    assert bool(problems) is refused
+    assert all("drops scanner User-Agents" in p for p in problems)
+
+
 def test_variable_names_per_kind_of_role_file():
     tasks = [
         {"name": "a", "ansible.builtin.set_fact": {"sipguard_x": 1, "cacheable": True, "other": 2}},
