@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.sipguard.hardening.plugins.module_utils import sipguard_ip
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGET_MODULES = ["softswitch", "firewall", "sip_probe"]
+TARGET_MODULES = ["softswitch", "firewall", "sip_probe", "file_compare"]
 MODULE_UTILS = "ansible_collections.sipguard.hardening.plugins.module_utils"
 
 
