@@ -159,6 +159,13 @@ def inventory(names, connection, key=None, control_dir=None):
     return {"all": {"vars": common, "children": {"targets": {"hosts": hosts}}}}
 
 
+def repo_poll_interval() -> float:
+    """The repository's own internal_poll_interval (Ansible's default, 1 ms, where it sets none)."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read_string(testkit_config_path.read_text())
+    return float(config["defaults"].get("internal_poll_interval", "0.001"))
+
+
 def bench_config(text: str, repo: Path, poll_interval: float) -> str:
     """The repository's ansible.cfg for a run from a temporary directory: its relative paths made absolute
     (Ansible resolves them against the file's own directory), and the controller's internal poll interval.
@@ -597,7 +604,8 @@ def main():
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--strategy", default="linear", choices=["linear", "free", "host_pinned"])
     parser.add_argument("--connection", default="ssh", choices=sorted(CONNECTIONS))
-    parser.add_argument("--poll-interval", type=float, default=0.001, help="internal_poll_interval, s")
+    parser.add_argument("--poll-interval", type=float, default=repo_poll_interval(),
+                        help="internal_poll_interval, s (default: the repository's ansible.cfg)")
     parser.add_argument("--no-drift", action="store_true", help="skip the drift run")
     parser.add_argument("--calibrate", action="store_true", help="also time one local and one remote task")
     parser.add_argument("--json", type=Path, help="also write every run's numbers here")

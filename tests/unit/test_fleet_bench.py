@@ -297,8 +297,16 @@ def test_bench_config_keeps_the_repository_settings_from_another_directory(tmp_p
     original = configparser.ConfigParser(interpolation=None)
     original.read_string(text)
     for key, value in original["defaults"].items():
-        if key not in ("collections_path", "inventory"):
+        if key not in ("collections_path", "inventory", "internal_poll_interval"):
             assert config["defaults"][key] == value
+
+
+def test_the_bench_polls_as_the_repository_does_unless_told():
+    original = configparser.ConfigParser(interpolation=None)
+    original.read_string((REPO / "ansible.cfg").read_text())
+    # The repository sets it (Ansible's 1 ms costs a fleet's controller CPU), and the bench measures that.
+    assert float(original["defaults"]["internal_poll_interval"]) == 0.01
+    assert fs.repo_poll_interval() == 0.01
 
 
 def test_calibration_playbooks():
