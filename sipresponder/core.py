@@ -32,7 +32,6 @@ from sipresponder.message import (
     number,
     parse_request,
     quick_parse,
-    split_top_via,
     uri_user,
 )
 from sipresponder.policy import Classifier
@@ -270,7 +269,7 @@ class Core:
         method = request.method
         if method == "ACK":
             return []
-        branch = header_param(split_top_via(request.headers["via"][0])[0], "branch") or ""
+        branch = header_param(request.top_via()[0], "branch") or ""
         key = (branch, method, request.get("call-id"), request.get("cseq"))
         cached = self.transactions.get(key) if branch else None
         if cached is not None:

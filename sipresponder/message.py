@@ -47,7 +47,7 @@ class NotARequest(Exception):
 
 
 class Request:
-    __slots__ = ("body", "headers", "method", "uri", "version")
+    __slots__ = ("body", "headers", "method", "top", "uri", "version")
 
     def __init__(self, method: str, uri: str, version: str, headers: dict[str, list[str]], body: bytes):
         self.method = method
@@ -55,6 +55,17 @@ class Request:
         self.version = version
         self.headers = headers  # lower-case full name -> values in order (one per header line)
         self.body = body
+        # The top Via, read once: (top value, rest of its line, sent-by host, its port as written or
+        # None). Set by the parsers' Via check; top_via() reads it when they did not get that far.
+        self.top: tuple[str, str, str, str | None] | None = None
+
+    def top_via(self) -> tuple[str, str, str, str | None]:
+        """(top Via value, the rest of its header line, sent-by host, port as written or None)."""
+        top = self.top
+        if top is None:
+            value, rest = split_top_via(self.headers["via"][0])
+            top = self.top = (value, rest, *_sent_by(value))
+        return top
 
     def get(self, name: str, default: str = "") -> str:
         values = self.headers.get(name)
@@ -133,14 +144,17 @@ def quick_parse(data: bytes) -> Request | None:
     if cseq is None or call_id is None or via is None or "from" not in headers or "to" not in headers:
         return None
     method = pieces[0]
+    request = Request(method, pieces[1], "SIP/2.0", headers, b"")
+    _top, _rest, host, port = request.top_via()  # read once: the reply's Via reuses it
     if (
         len(cseq) != 1
         or len(call_id) != 1
         or cseq[0].partition(" ")[2].strip() != method
-        or not _via_ok(split_top_via(via[0])[0])
+        or not host
+        or (port is not None and _port(port) is None)
     ):
         return None  # the full parser says what is wrong
-    return Request(method, pieces[1], "SIP/2.0", headers, b"")
+    return request
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes] | None:
@@ -245,7 +259,7 @@ def parse_request(data: bytes, datagram: bool = True) -> Request:
 
 
 def _check_via(request: Request) -> None:
-    host, port = _sent_by(split_top_via(request.headers["via"][0])[0])
+    _top, _rest, host, port = request.top_via()
     if not host:
         raise ParseError(400, "Bad Via", None)  # nowhere sensible to send an answer: drop
     if port is not None and _port(port) is None:
@@ -329,9 +343,10 @@ def _split_outside_quotes(text: str, separator: str, opening: str = "",
     """`text` split at `separator` outside quoted strings (honouring their backslash escapes) and outside
     opening...closing; the parts, and whether a quoted string was left open. The one quote-aware
     splitter: header lists, parameters and the top Via all use it."""
-    if '"' not in text and (not opening or opening not in text):
-        # Nothing quoted, nothing nested (escapes count only inside quotes): the loop below would cut
-        # exactly where str.split does, one character at a time. Most header values take this path.
+    if '"' not in text and (not opening or opening not in text or separator not in text):
+        # Nothing quoted (escapes count only inside quotes), and nothing nested or nothing to cut: the
+        # loop below would cut exactly where str.split does, one character at a time. Most header
+        # values take this path, a Contact's single <URI> included.
         return text.split(separator), False
     parts, start, quoted, depth, escaped = [], 0, False, 0, False
     for index, char in enumerate(text):
@@ -372,6 +387,11 @@ def _split_params(tail: str) -> list[str] | None:
 
 def _via_params_ok(value: str) -> bool:
     """Every comma-separated value of a Via line is `sent-protocol sent-by` plus well-formed parameters."""
+    return _PLAIN_VIA(value) is not None or _via_params_checked(value)
+
+
+def _via_params_checked(value: str) -> bool:
+    """_via_params_ok() without its fast path."""
     for via in _split_list(value):
         sent, semicolon, params = via.partition(";")
         if not sent.strip(" \t") or (semicolon and _split_params(";" + params) is None):
@@ -379,11 +399,32 @@ def _via_params_ok(value: str) -> bool:
     return True
 
 
+# Fast paths for the common shapes of From/To/Contact and Via values. Each regex accepts only
+# values its slow check below accepts too (nothing quoted, nothing to split at commas), so a match
+# answers True at once and anything else takes the slow check: tests/unit/responder/
+# test_resp_fast_paths.py compares both over generated values.
+_TCHAR_RUN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_PLAIN_PARAMS = r"(?:[ \t]*;[ \t]*" + _TCHAR_RUN + r"[ \t]*(?:=[^;\"]*)?)*"
+_PLAIN_NAME_ADDR = re.compile(
+    r"[ \t]*(?:(?:" + _TCHAR_RUN + r"(?:[ \t]+" + _TCHAR_RUN + r")*[ \t]*)?<[^ \t<>\"]+>"  # [name] <uri>
+    r"|[^ \t<>\";:]*:[^ \t<>\";]*)"  # or a bare addr-spec
+    + _PLAIN_PARAMS + r"[ \t]*"
+).fullmatch
+_PLAIN_VIA = re.compile(
+    r"[^;,\"]*[^;,\" \t][^;,\"]*(?:;[ \t]*" + _TCHAR_RUN + r"[ \t]*(?:=[^;\",]*)?)*"
+).fullmatch
+
+
 def _name_addr_ok(value: str) -> bool:
     """RFC 3261 §25.1 name-addr / addr-spec with header parameters, as From, To and Contact carry.
 
     A display name is a quoted string or tokens separated by LWS; the URI inside <> has no LWS.
     """
+    return _PLAIN_NAME_ADDR(value) is not None or _name_addr_checked(value)
+
+
+def _name_addr_checked(value: str) -> bool:
+    """_name_addr_ok() without its fast path."""
     text = value.strip(" \t")
     if text.startswith('"'):
         index, escaped = 1, False
@@ -481,12 +522,6 @@ def _port(text: str | None) -> int | None:
     return port if port is not None and 0 < port < 65536 else None
 
 
-def _via_ok(top_via: str) -> bool:
-    """A sent-by host, and a port that is absent or a number in 1-65535."""
-    host, port = _sent_by(top_via)
-    return bool(host) and (port is None or _port(port) is not None)
-
-
 def via_sent_by(top_via: str) -> tuple[str, int | None]:
     """(host, port or None) of the sent-by part of a Via value."""
     host, port = _sent_by(top_via)
@@ -499,8 +534,13 @@ def route_via(top_via: str, src_ip: str, src_port: int) -> tuple[str, int]:
     The address is always the packet's source (the `received` rule); maddr is ignored on purpose,
     since honouring it would let anyone aim our replies at a third party.
     """
+    host, port = _sent_by(top_via)
+    return _route(top_via, host, _port(port), src_ip, src_port)
+
+
+def _route(top_via: str, host: str, port: int | None, src_ip: str, src_port: int) -> tuple[str, int]:
+    """route_via() with the sent-by already read (host, and the port or None)."""
     sent_by, _, params = top_via.partition(";")
-    host, port = via_sent_by(sent_by)
     rport = False
     lowered = params.lower()
     if "rport" in lowered or "received" in lowered:  # else the parameters stay as they are
@@ -538,8 +578,8 @@ def build_response(
     """The response bytes and the UDP port they go to."""
     headers = request.headers
     vias = headers["via"]
-    top, rest = split_top_via(vias[0])
-    top, port = route_via(top, src_ip, src_port)
+    top, rest, host, port_text = request.top_via()
+    top, port = _route(top, host, _port(port_text), src_ip, src_port)
     more = "".join([f"Via: {via}\r\n" for via in vias[1:]]) if len(vias) > 1 else ""
     if "to" in headers and "from" in headers and "call-id" in headers:
         to = headers["to"][0]
