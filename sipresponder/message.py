@@ -543,6 +543,10 @@ def _route(top_via: str, host: str, port: int | None, src_ip: str, src_port: int
     sent_by, _, params = top_via.partition(";")
     rport = False
     lowered = params.lower()
+    if top_via.endswith(";rport") and "received" not in lowered and lowered.count("rport") == 1:
+        # The common shape (an RFC 3581 client's bare rport last, no received): what the loop below
+        # makes of it, without taking the parameters apart.
+        return f"{top_via[:-6]};received={src_ip};rport={src_port}", src_port
     if "rport" in lowered or "received" in lowered:  # else the parameters stay as they are
         kept = [sent_by]
         for param in params.split(";"):

@@ -85,6 +85,10 @@ class Classifier:
         # One case-insensitive regex for the whole scanner list: one C call per request.
         names = [re.escape(ua) for ua in scanner_user_agents if ua]
         self.scanner_search = re.compile("|".join(names), re.IGNORECASE).search if names else None
+        # User-Agent -> verdict: a scanner (or a phone) sends the same one again and again, and the
+        # search over the whole list costs about as much as parsing the request. Bounded like
+        # NetworkSet's cache, and only short values are kept, so a flood of made-up ones cannot grow it.
+        self._scanner_seen: dict[str, bool] = {}
 
     def source_kind(self, address: str, register: bool) -> str:
         """GATEWAY, REGISTERED, ACCOUNT_NETWORK (only for a REGISTER) or UNKNOWN.
@@ -109,7 +113,16 @@ class Classifier:
 
     def is_scanner(self, user_agent: str) -> bool:
         search = self.scanner_search
-        return bool(user_agent) and search is not None and search(user_agent) is not None
+        if not user_agent or search is None:
+            return False
+        seen = self._scanner_seen.get(user_agent)
+        if seen is None:
+            seen = search(user_agent) is not None
+            if len(user_agent) <= 256:
+                if len(self._scanner_seen) >= 1024:
+                    self._scanner_seen.clear()
+                self._scanner_seen[user_agent] = seen
+        return seen
 
     def allowed_from(self, account, address: str) -> bool:
         """Whether `account` (a config.Account) may authenticate from `address`."""

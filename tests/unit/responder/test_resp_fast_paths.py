@@ -5,7 +5,8 @@ splits a Contact without a comma without walking it; read the request's top Via 
 may change what is accepted, refused or sent: a regex match must only ever say True where the slow
 check says True, and the bytes out of quick_parse/parse_request/build_response over thousands of
 generated messages must be what they were before those fast paths (the digest below was computed
-with sipresponder/message.py at 46d4876).
+with sipresponder/message.py at 46d4876). The classifier's per-User-Agent scanner verdicts must be
+the search's own, bounded, and forgotten when a reload brings another list.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import random
 import pytest
 
 from sipresponder import message
+from sipresponder.config import Endpoints
 from sipresponder.message import NotARequest, ParseError, build_response, parse_request, quick_parse
+from sipresponder.policy import Classifier
 
 # Pieces that sit on the edges the slow checks care about: quotes, escapes, <>, commas, semicolons,
 # empty parameters, LWS, non-token characters, latin-1 beyond ASCII.
@@ -170,3 +173,18 @@ def test_generated_messages_get_the_same_parse_and_the_same_bytes_as_before():
         digest.update(outcome + b"\x01")
     assert min(kinds.values()) > 200, kinds  # every path is taken often
     assert digest.hexdigest() == PINNED
+
+
+def test_the_scanner_verdicts_kept_per_user_agent_are_the_searchs_bounded_and_forgotten_on_reload():
+    classifier = Classifier({}, None)
+    classifier.configure(Endpoints(), ["friendly-scanner", "sipvicious"])
+    agents = ["friendly-scanner", "Friendly-Scanner 1.0", "sipguard-bench/1", "x" * 300, "", "SIPVicious"]
+    for _unused in range(2):  # the second round answers from what the first kept
+        assert [classifier.is_scanner(agent) for agent in agents] == [True, True, False, False, False, True]
+    assert "x" * 300 not in classifier._scanner_seen  # long values are searched every time
+    for index in range(5000):
+        classifier.is_scanner(f"made-up/{index}")
+    assert len(classifier._scanner_seen) <= 1024
+    classifier.is_scanner("sipguard-bench/1")
+    classifier.configure(Endpoints(), ["sipguard-bench"])  # a reload with another list
+    assert classifier.is_scanner("sipguard-bench/1") and not classifier.is_scanner("friendly-scanner")
