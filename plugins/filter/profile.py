@@ -356,6 +356,18 @@ def _honour_problems(profile, softswitch, backends):
             f" Profiles it can honour: {can} (docs/backends.md)"]
 
 
+def sipguard_softswitch_problems(inputs):
+    """What is wrong with the host's sipguard_softswitch: not set, unknown, or a product that cannot honour
+    the host's profile (judged only when the profile is a known one). The keys of ``inputs`` are
+    profile_problems' ``softswitch``, ``softswitch_set``, ``backends``, ``profile`` and ``profiles``.
+    """
+    problems = _softswitch_problems(inputs)
+    profile = inputs.get("profile")
+    if not problems and isinstance(profile, str) and profile in (inputs.get("profiles") or {}):
+        problems = _honour_problems(profile, inputs["softswitch"], inputs.get("backends") or {})
+    return problems
+
+
 def _named(name, problems):
     return [f"{name} {problem}" for problem in problems]
 
@@ -373,17 +385,13 @@ def sipguard_profile_problems(inputs):
     if unknown:
         return unknown
     profiles = inputs.get("profiles") or {}
-    backends = inputs.get("backends") or {}
     profile = inputs.get("profile")
     known_profile = isinstance(profile, str) and profile in profiles
     problems = []
     if not known_profile:
         problems.append(f"unknown sipguard_profile {json.dumps(profile)};"
                         f" known profiles: {', '.join(sorted(profiles))}")
-    softswitch_problems = _softswitch_problems(inputs)
-    problems += softswitch_problems
-    if known_profile and not softswitch_problems:
-        problems += _honour_problems(profile, inputs["softswitch"], backends)
+    problems += sipguard_softswitch_problems(inputs)
     lan, trunks = inputs.get("lan_networks"), inputs.get("trunks")
     problems += _named("sipguard_lan_networks", sipguard_invalid_networks(lan))
     problems += _named("sipguard_trunks", sipguard_trunk_problems(trunks))
@@ -429,4 +437,5 @@ class FilterModule:
             "known_variables": sipguard_known_variables,
             "unknown_variables": sipguard_unknown_variables,
             "profile_problems": sipguard_profile_problems,
+            "softswitch_problems": sipguard_softswitch_problems,
         }

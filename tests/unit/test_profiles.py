@@ -310,6 +310,16 @@ def test_a_profile_the_product_refuses_names_what_it_can_honour():
     assert problems[0].endswith(". Profiles it can honour: private_lan, mixed, debug (docs/backends.md)")
 
 
+def test_rollback_judges_the_softswitch_alone():
+    """rollback.yml must run on a host whose profile inputs are wrong; only sipguard_softswitch counts."""
+    judge = profile.sipguard_softswitch_problems
+    inputs = good_inputs(profile="publik", lan_networks=["bad"])
+    assert judge(inputs) == []
+    unset = judge(good_inputs(softswitch=None, softswitch_set=False))
+    assert unset[0].startswith("sipguard_softswitch is not set")
+    assert "cannot be honoured" in judge(good_inputs(profile="public", softswitch="asterisk"))[0]
+
+
 def test_lan_only_profile_needs_a_lan_or_a_trunk():
     problems = problems_of(good_inputs(profile="mixed", lan_networks=[]))
     assert problems == ["profile mixed allows SIP only from the LAN and trunks, but sipguard_lan_networks and"
