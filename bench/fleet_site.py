@@ -50,6 +50,7 @@ BENCH_IMAGE = "localhost/sipguard-bench-fleet"
 CONNECTIONS = {"ssh": ("ssh", "scp", "sftp"), "podman": ("podman",)}
 # What the drift run must put back on the first host (the responder's files; the layer's chains).
 RESPONDER_TOML = "/etc/sipresponder/responder.toml"
+ENDPOINTS_TOML = "/etc/sipresponder/endpoints.toml"
 SOFTSWITCH_CONF = "/etc/sipresponder/softswitch.conf"
 DRIFT_PARAM = "SS_REPLY_UNAUTHORIZED"
 
@@ -418,14 +419,17 @@ def drift_state(name) -> dict[str, str]:
     return {
         "rules": "\n".join(layer_rules(ct(name, "iptables", "-S"))),
         "file": ct(name, "sha256sum", RESPONDER_TOML).split()[0],
+        "mode": ct(name, "stat", "-c", "%a", ENDPOINTS_TOML).strip(),
         "param": ct(name, "cat", SOFTSWITCH_CONF),
     }
 
 
 def make_drift(name):
-    """Change one rule, one file and one parameter on `name`, as an operator or an intruder might."""
+    """Change one rule, one file, one file's mode and one parameter on `name`, as an operator or an intruder
+    might. The mode leaves the content alone: endpoints.toml (the passwords) made world-readable."""
     ct(name, "iptables", *rule_to_delete(ct(name, "iptables", "-S")))
     ct(name, "sh", "-c", f"echo '# edited by hand' >> {RESPONDER_TOML}")
+    ct(name, "chmod", "0644", ENDPOINTS_TOML)
     conf = flip_param(ct(name, "cat", SOFTSWITCH_CONF), DRIFT_PARAM)
     subprocess.run(["podman", "exec", "-i", name, "sh", "-c", f"cat > {SOFTSWITCH_CONF}"], input=conf,
                    text=True, check=True, capture_output=True, timeout=60)  # fmt: skip
@@ -559,7 +563,7 @@ def check_drift(bench, names, runs, failures):
     changed = run.hosts[host]["changed"]
     problems = drift_problems(before, drift_state(host), drifted)
     others = run.changed - changed
-    said = "; ".join(problems) or "rule, file and parameter put back"
+    said = "; ".join(problems) or "rule, file, mode and parameter put back"
     print(
         f"fleet_site: drift run {run.wall:.1f} s, {host} changed={changed}, others {others}: {said}",
         flush=True,

@@ -1,9 +1,9 @@
 """The fleet benchmark on one host over SSH: the re-run changes nothing, and drift is found and put back.
 
 bench/fleet_site.py --sizes 1 hardens a fresh host over SSH with pipelining, runs site.yml again (changed=0),
-then deletes one rule of sipguard's chains, edits responder.toml and turns SS_REPLY_UNAUTHORIZED around on
-the host; the next run must change that host and leave the three as they were. The bench exits non-zero
-otherwise. About two minutes on a quiet 2-core machine.
+then deletes one rule of sipguard's chains, edits responder.toml, makes endpoints.toml world-readable and
+turns SS_REPLY_UNAUTHORIZED around on the host; the next run must change that host and leave the four as they
+were. The bench exits non-zero otherwise. About two minutes on a quiet 2-core machine.
 """
 
 import json
@@ -40,4 +40,4 @@ def test_rerun_is_idempotent_and_drift_is_put_back(tmp_path):
     assert runs["re-run"]["hosts"]["sgb-01"]["changed"] == 0
     assert runs["drift"]["hosts"]["sgb-01"]["changed"] > 0
     assert runs["re-run"]["commands"]["sgb-01"] > 0  # the connection went through the counted ssh
-    assert "rule, file and parameter put back" in proc.stdout
+    assert "rule, file, mode and parameter put back" in proc.stdout
