@@ -10,6 +10,11 @@ pstats file) is kept at --output for a closer look with `python -m pstats`.
 benchmark's configuration: CPU time per request in µs (best of --rounds), then a cProfile of
 one round. No sockets, no load generators competing for the cores, so it is the steadiest
 measure of the code itself (the live numbers add the kernel's and the event loop's share).
+Steadier still, on a busy machine, are the instructions per request (docs/performance.md):
+
+    for n in 1000 3000; do valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+        .venv/bin/python bench/profile_responder.py --in-process --cases options --rounds 1 \
+        --requests 3000 --handled $n --top 0 2>&1 | grep 'I *refs'; done   # (second - first) / 2000
 """
 
 import argparse
@@ -61,6 +66,7 @@ def in_process(args: argparse.Namespace, own: argparse.Namespace) -> int:
         for _ in range(own.rounds):
             core = Core(cfg, os.urandom(32), time.time())  # fresh state: nonce counts start over
             source, requests = in_process_requests(name, core, own.requests)
+            requests = requests[: own.handled or None]
             handle, now = core.handle, time.time()
             started = time.process_time()
             for data in requests:
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-process", action="store_true", help="time Core.handle without sockets")
     parser.add_argument("--rounds", type=int, default=5, help="in-process: rounds, the best counts")
     parser.add_argument("--requests", type=int, default=20000, help="in-process: requests per round")
+    parser.add_argument("--handled", type=int, default=0,
+                        help="in-process: handle only the first N of them (0: all); two runs under "
+                        "valgrind that differ only in N give the instructions per request")  # fmt: skip
     own, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if own.in_process:
         own.cases = [c for c in bench.parse_args(rest).cases if c in IN_PROCESS_CASES] if rest else None
