@@ -53,8 +53,10 @@ options:
         type: str
 attributes:
   check_mode:
+    description: Reads and compares exactly as in a real run; it never writes anything anyway.
     support: full
   diff_mode:
+    description: Nothing to show; the copy or template task that puts a file back shows its diff.
     support: none
 notes:
   - Runs on Python 2.7 and 3.6+ (a CentOS 7 host's system Python).
