@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 import pytest
 
-from sipresponder import message
+from sipresponder import message, sip_codec
 from sipresponder.config import Endpoints
 from sipresponder.message import NotARequest, ParseError, build_response, parse_request, quick_parse
 from sipresponder.policy import Classifier
@@ -188,3 +189,15 @@ def test_the_scanner_verdicts_kept_per_user_agent_are_the_searchs_bounded_and_fo
     classifier.is_scanner("sipguard-bench/1")
     classifier.configure(Endpoints(), ["sipguard-bench"])  # a reload with another list
     assert classifier.is_scanner("sipguard-bench/1") and not classifier.is_scanner("friendly-scanner")
+
+
+def test_the_codec_reads_auth_params_as_the_textbook_quoted_string_would():
+    """sip_codec's auth-param pattern unrolls the quoted-string loop (one regex step per run of plain
+    characters, not per character); it must match exactly what (?:[^"\\]|\\.)* matches."""
+    textbook = re.compile(r'([^\s=,]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+    rng = random.Random(16)  # noqa: S311 - a repeatable corpus, not a secret
+    alphabet = ['a', 'b', '"', '\\', '=', ',', ' ', '\t', '\n', 'x1', 'realm', 'nonce="']
+    for _attempt in range(20000):
+        text = "".join(rng.choice(alphabet) for _piece in range(rng.randint(0, 16)))
+        want = [(m.groups(), m.span()) for m in textbook.finditer(text)]
+        assert [(m.groups(), m.span()) for m in sip_codec._AUTH_PARAM.finditer(text)] == want, text
