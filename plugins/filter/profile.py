@@ -1,7 +1,7 @@
 """Filters that check a host's profile inputs before anything changes.
 
-They are pure functions (no Ansible imports beyond the FilterModule shim) so the
-unit tests call them directly; the role calls them from its validate tasks.
+They are pure functions (the only Ansible import is its own truth table for a
+yes/no input) so the unit tests call them directly; the role calls them from its validate tasks.
 The one exception is ``sipguard_known_variables``, which reads the roles' own
 YAML files (on the controller) to learn every variable name they use.
 """
@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import yaml
+from ansible.module_utils.parsing.convert_bool import boolean
 
 PREFIX = "sipguard_"
 SET_FACT = {"set_fact", "ansible.builtin.set_fact", "ansible.legacy.set_fact"}
@@ -325,13 +326,6 @@ def sipguard_unknown_variables(names, known):
 # --- all the checks at once ----------------------------------------------------------------------
 
 
-def _true(value):
-    """Ansible's ``| bool`` for the values an inventory writes (true, yes, on, 1)."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
-    return bool(value)
-
-
 def _softswitch_problems(inputs):
     backends = inputs.get("backends") or {}
     softswitch = inputs.get("softswitch")
@@ -414,7 +408,7 @@ def sipguard_profile_problems(inputs):
             problems.append(f"profile {profile} allows SIP only from the LAN and trunks, but"
                             " sipguard_lan_networks and sipguard_trunks are both empty")
         # An empty scanner list would drop nothing while the profile claims to drop scanners.
-        empty_ok = _true(inputs.get("scanner_user_agents_empty_ok"))
+        empty_ok = boolean(inputs.get("scanner_user_agents_empty_ok") or False, strict=False)
         if row.get("scanner_drop") and not user_agents and not empty_ok:
             problems.append(
                 f"profile {profile} drops scanner User-Agents, but sipguard_scanner_user_agents is empty, so"
